@@ -1,0 +1,104 @@
+"""Every path the project uses, in one place.
+
+Notebooks and modules ask this module for paths instead of building their own, so moving a
+folder is a one-line change here (the cookiecutter-data-science convention). Data files are
+located by environment variable first, so the project never depends on where a checkout sits.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+DATA_DIR: Path = PROJECT_ROOT / "data"
+RAW_DATA_DIR: Path = DATA_DIR / "raw"
+PROCESSED_DATA_DIR: Path = DATA_DIR / "processed"
+SAMPLE_DATA_DIR: Path = DATA_DIR / "sample"
+NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
+NOTEBOOK_PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
+REPORTS_DIR: Path = PROJECT_ROOT / "reports"
+FIGURES_DIR: Path = REPORTS_DIR / "figures"
+METRICS_DIR: Path = REPORTS_DIR / "metrics"
+RUNS_DIR: Path = REPORTS_DIR / "runs"
+MODELS_DIR: Path = PROJECT_ROOT / "models"
+CHECKPOINTS_DIR: Path = MODELS_DIR / "checkpoints"
+
+#: Environment variables that point at the real data files.
+FER2013_ENV_VAR = "FER2013_CSV"
+FERPLUS_ENV_VAR = "FERPLUS_CSV"
+
+#: Conventional locations inside the checkout (git-ignored) for a user's own copy.
+CONVENTIONAL_FER2013_PATHS: tuple[Path, ...] = (
+    RAW_DATA_DIR / "fer2013.csv",
+    RAW_DATA_DIR / "fer2013.csv.gz",
+)
+CONVENTIONAL_FERPLUS_PATHS: tuple[Path, ...] = (RAW_DATA_DIR / "fer2013new.csv",)
+
+SAMPLE_FER2013_CSV: Path = SAMPLE_DATA_DIR / "fer2013_sample.csv.gz"
+SAMPLE_FERPLUS_CSV: Path = SAMPLE_DATA_DIR / "fer2013new_sample.csv"
+
+SAMPLE_NOTICE = (
+    "Using the small FER2013 sample committed in data/sample/ ({path}). Results on it are NOT "
+    "comparable with published numbers. Set {env}=/path/to/fer2013.csv or put the file in "
+    "data/raw/ to use the real data (see data/README.md)."
+)
+
+
+class SampleDataWarning(UserWarning):
+    """Raised (as a warning) when the committed sample stands in for the real data."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a data file was found, and whether it is only the committed sample."""
+
+    path: Path
+    is_sample: bool
+    found_by: str  # "argument", "environment", "conventional path" or "sample"
+
+
+def _resolve(
+    explicit: str | os.PathLike[str] | None,
+    env_var: str,
+    conventional: tuple[Path, ...],
+    sample: Path,
+    warn_on_sample: bool,
+) -> DataSource:
+    if explicit is not None and str(explicit) != "":
+        return DataSource(Path(explicit).expanduser(), is_sample=False, found_by="argument")
+    from_env = os.environ.get(env_var, "").strip()
+    if from_env:
+        return DataSource(Path(from_env).expanduser(), is_sample=False, found_by="environment")
+    for candidate in conventional:
+        if candidate.exists():
+            return DataSource(candidate, is_sample=False, found_by="conventional path")
+    if warn_on_sample:
+        warnings.warn(
+            SAMPLE_NOTICE.format(path=sample, env=env_var), SampleDataWarning, stacklevel=3
+        )
+    return DataSource(sample, is_sample=True, found_by="sample")
+
+
+def find_fer2013_csv(
+    explicit: str | os.PathLike[str] | None = None, *, warn_on_sample: bool = True
+) -> DataSource:
+    """Locate the FER2013 CSV: argument, then ``$FER2013_CSV``, then ``data/raw/``, then the sample.
+
+    An explicit argument or environment variable is returned even when the file is missing, so
+    the loader can raise an error that names the path the user actually asked for.
+    """
+    return _resolve(
+        explicit, FER2013_ENV_VAR, CONVENTIONAL_FER2013_PATHS, SAMPLE_FER2013_CSV, warn_on_sample
+    )
+
+
+def find_ferplus_csv(
+    explicit: str | os.PathLike[str] | None = None, *, warn_on_sample: bool = True
+) -> DataSource:
+    """Locate the FER+ label file (``fer2013new.csv``) the same way as :func:`find_fer2013_csv`."""
+    return _resolve(
+        explicit, FERPLUS_ENV_VAR, CONVENTIONAL_FERPLUS_PATHS, SAMPLE_FERPLUS_CSV, warn_on_sample
+    )

@@ -1,0 +1,119 @@
+"""The networks of the three phases, built by functions so classes and regularisation are arguments.
+
+Every model starts with :func:`fer_utils.preprocessing.preprocessing_layer`, so it takes raw 0-255
+grayscale faces shaped ``(48, 48, 1)`` and ends in a softmax over the classes.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, regularizers
+
+from fer_utils.preprocessing import preprocessing_layer
+
+INPUT_SHAPE = (48, 48, 1)
+
+
+def _input_and_preprocessing(name: str = "pixels") -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=INPUT_SHAPE, name=name)
+    return inputs, preprocessing_layer()(inputs)
+
+
+def _conv_bn_relu(x, filters: int, name: str, l2: float):
+    x = layers.Conv2D(
+        filters, 3, padding="same", kernel_regularizer=_l2(l2), name=f"{name}_conv"
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _l2(strength: float):
+    return regularizers.L2(strength) if strength > 0 else None
+
+
+def build_phase_cnn(
+    num_classes: int = 7, dropout_rate: float = 0.25, dense_dropout_rate: float = 0.5, l2: float = 0.0
+) -> keras.Model:
+    """The report's phase-1/2 network: conv blocks of 32, 64 and 128 filters.
+
+    Blocks: [conv32-BN-ReLU] x2, max-pool, dropout; [conv64-BN-ReLU] x2, max-pool, dropout;
+    conv128-BN-ReLU, max-pool, dropout; flatten (6x6x128); dense 128 (no bias) with ReLU and
+    dropout; softmax. With 7 classes this has exactly the report's 730,855 parameters, 640 of them
+    the batch-norm moving statistics. An exhaustive search over the usual arrangements (1-3 convs
+    per block, 3x3 or 5x5 kernels, with or without biases, pooling, global pooling, 1-2 dense
+    layers with or without batch norm) finds this as the only one that gives both counts; the
+    bias-free dense layer is what the count implies.
+    """
+    inputs, x = _input_and_preprocessing()
+    for block, (filters, convs) in enumerate(((32, 2), (64, 2), (128, 1)), start=1):
+        for index in range(1, convs + 1):
+            x = _conv_bn_relu(x, filters, name=f"block{block}_{index}", l2=l2)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        x = layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, use_bias=False, kernel_regularizer=_l2(l2), name="dense")(x)
+    x = layers.Activation("relu", name="dense_relu")(x)
+    x = layers.Dropout(dense_dropout_rate, name="dense_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"phase_cnn_{num_classes}")
+
+
+def build_mini_xception(num_classes: int = 7, l2: float = 0.01) -> keras.Model:
+    """mini-Xception of Arriaga, Ploeger and Valdenegro (2017, arXiv:1710.07557).
+
+    Two plain 3x3 convolutions (8 filters), then four residual modules of depthwise-separable
+    convolutions (16, 32, 64, 128 filters) whose shortcut is a strided 1x1 convolution, a final
+    3x3 convolution to one map per class, global average pooling and softmax; no dense layer.
+    57,270 parameters for 6 classes (1,472 non-trainable), 58,423 for 7.
+    """
+    inputs, x = _input_and_preprocessing()
+    for index in (1, 2):
+        x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=_l2(l2), name=f"stem{index}_conv")(x)
+        x = layers.BatchNormalization(name=f"stem{index}_bn")(x)
+        x = layers.Activation("relu", name=f"stem{index}_relu")(x)
+    for module, filters in enumerate((16, 32, 64, 128), start=1):
+        x = _xception_module(x, filters, name=f"module{module}", l2=l2)
+    x = layers.Conv2D(num_classes, 3, padding="same", name="class_maps")(x)
+    x = layers.GlobalAveragePooling2D(name="global_average")(x)
+    outputs = layers.Activation("softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"mini_xception_{num_classes}")
+
+
+def _xception_module(x, filters: int, name: str, l2: float):
+    residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
+    residual = layers.BatchNormalization(name=f"{name}_shortcut_bn")(residual)
+    x = layers.SeparableConv2D(
+        filters, 3, padding="same", use_bias=False, depthwise_regularizer=_l2(l2),
+        pointwise_regularizer=_l2(l2), name=f"{name}_sepconv1",
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_sepconv1_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_sepconv1_relu")(x)
+    x = layers.SeparableConv2D(
+        filters, 3, padding="same", use_bias=False, depthwise_regularizer=_l2(l2),
+        pointwise_regularizer=_l2(l2), name=f"{name}_sepconv2",
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_sepconv2_bn")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    return layers.Add(name=f"{name}_add")([x, residual])
+
+
+MODEL_BUILDERS = {
+    "phase_cnn": build_phase_cnn,
+    "mini_xception": build_mini_xception,
+}
+
+
+def build_model(architecture: str, num_classes: int, **options) -> keras.Model:
+    """Build a registered architecture by name (see :data:`MODEL_BUILDERS`)."""
+    try:
+        builder = MODEL_BUILDERS[architecture]
+    except KeyError:
+        raise ValueError(f"Unknown architecture {architecture!r}; known: {sorted(MODEL_BUILDERS)}") from None
+    return builder(num_classes=num_classes, **options)
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameter counts, as ``model.summary()`` prints them."""
+    trainable = int(sum(keras.ops.size(w) for w in model.trainable_weights))
+    non_trainable = int(sum(keras.ops.size(w) for w in model.non_trainable_weights))
+    return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}

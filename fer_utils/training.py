@@ -1,0 +1,359 @@
+"""One training function for every phase: tf.data input, augmentation, Adam, the usual Keras
+callbacks, a CSV log of every epoch, and resumption after a crash or a ``kill -9``.
+
+Keras's own ``BackupAndRestore`` restores the weights but not the optimiser's moments nor the
+counters of ``EarlyStopping``, ``ReduceLROnPlateau`` and ``ModelCheckpoint`` (whose "best" value
+starts again at infinity, so a resumed run would overwrite the best model with a worse one). So
+:class:`ResumeState` saves the whole model (optimiser included) and those counters atomically at
+every epoch end, and puts them back when the same run directory is trained again.
+
+Determinism: with a fixed seed, ``keras.utils.set_random_seed`` and TensorFlow's op determinism,
+two uninterrupted runs on the same CPU build give identical weights. A resumed run re-seeds at the
+resumed epoch, so it is reproducible from that point but not bit-identical to an uninterrupted run
+(the shuffling and augmentation streams restart); it ends with the same kind of result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from fer_utils.augmentation import AugmentationConfig, build_augmenter
+from fer_utils.fer2013 import FERDataset
+from fer_utils.preprocessing import as_model_input
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
+LOG_FILE = "training_log.csv"
+BEST_MODEL_FILE = "best.keras"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that decides how a model is trained; stored beside the run for resumption."""
+
+    epochs: int
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    augment: bool = True
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    early_stopping_patience: int = 50
+    reduce_lr_patience: int = 12
+    reduce_lr_factor: float = 0.1
+    min_learning_rate: float = 1e-6
+    label_smoothing: float = 0.0
+    seed: int = 1
+    deterministic: bool = True
+    verbose: int = 2  # Keras: one progress line per epoch
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingResult:
+    """The best model (lowest validation loss) and the full history of a run."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    run_dir: Path
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    training_seconds: float
+    resumed_from_epoch: int
+
+
+# --------------------------------------------------------------------------------------------
+# Input pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return keras.utils.to_categorical(labels, num_classes).astype(np.float32)
+
+
+def make_dataset(
+    images: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    augmenter: keras.Model | None = None,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of raw-pixel faces and targets; shuffled and augmented per batch when training."""
+    dataset = tf.data.Dataset.from_tensor_slices((as_model_input(images), targets.astype(np.float32)))
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if augmenter is not None:
+        dataset = dataset.map(
+            lambda x, y: (augmenter(x, training=True), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------------------------
+# Callbacks
+# --------------------------------------------------------------------------------------------
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` to the logs, so the CSV log records how long every epoch took."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._started
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that writes a temporary file and renames it over the target.
+
+    ``os.replace`` is atomic on POSIX and Windows, so a process killed mid-save leaves the previous
+    best model intact instead of a truncated zip.
+    """
+
+    def _save_model(self, epoch, batch, logs):
+        final_path = self._get_file_path(epoch, batch, logs)
+        temp_path = f"{final_path}.partial.keras"
+        Path(temp_path).unlink(missing_ok=True)
+        self._get_file_path = lambda *args: temp_path  # instance attribute shadows the method
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            del self._get_file_path
+        if os.path.exists(temp_path):
+            os.replace(temp_path, final_path)
+
+
+#: Attributes that make up the memory of each stateful callback.
+_CALLBACK_STATE = {
+    "model_checkpoint": ("best",),
+    "early_stopping": ("best", "wait", "stopped_epoch"),
+    "reduce_lr": ("best", "wait", "cooldown_counter"),
+}
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Saves model, optimiser and callback counters atomically after every epoch; restores them.
+
+    Each epoch's model goes to a new file, then ``state.json`` is replaced to point at it, then the
+    previous file is removed: whatever moment the process dies, ``state.json`` names a complete model.
+    """
+
+    def __init__(self, run_dir: Path, stateful: dict[str, keras.callbacks.Callback], restored: dict | None):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.stateful = stateful
+        self.restored = restored or {}
+
+    def on_train_begin(self, logs=None):
+        for name, values in self.restored.get("callbacks", {}).items():
+            callback = self.stateful.get(name)
+            for attribute, value in values.items():
+                if callback is not None:
+                    setattr(callback, attribute, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        completed = epoch + 1
+        model_name = f"state-epoch{completed:04d}.keras"
+        temp_model = self.run_dir / f"{model_name}.partial.keras"
+        self.model.save(temp_model)
+        os.replace(temp_model, self.run_dir / model_name)
+        state = {
+            "epoch": completed,
+            "model_file": model_name,
+            "stopped_early": bool(self.model.stop_training),
+            "callbacks": {
+                name: {attr: _jsonable(getattr(cb, attr, None)) for attr in _CALLBACK_STATE[name]}
+                for name, cb in self.stateful.items()
+            },
+        }
+        _write_json_atomic(self.run_dir / STATE_FILE, state)
+        for old in self.run_dir.glob("state-epoch*.keras"):
+            if old.name != model_name:
+                old.unlink(missing_ok=True)
+
+
+def _jsonable(value):
+    if value is None:
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if hasattr(value, "numpy"):
+        return np.asarray(value).item()
+    return value
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    temp = path.with_suffix(path.suffix + ".partial")
+    temp.write_text(json.dumps(payload, indent=2))
+    os.replace(temp, path)
+
+
+def read_state(run_dir: Path) -> dict | None:
+    """The last completed epoch's state of a run directory, or ``None`` for a new run."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _check_config(run_dir: Path, config: TrainingConfig) -> None:
+    """Refuse to resume a run directory that was started with different settings (epochs aside)."""
+    path = run_dir / CONFIG_FILE
+    wanted = {k: v for k, v in config.to_json().items() if k not in ("epochs", "verbose")}
+    if path.exists():
+        stored = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("epochs", "verbose")}
+        if stored != wanted:
+            changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+            raise ValueError(
+                f"{run_dir} holds a run trained with different settings ({', '.join(changed)}); "
+                "use another run directory or delete this one to start again"
+            )
+    _write_json_atomic(path, config.to_json())
+
+
+def _truncate_log(log_path: Path, epochs_kept: int) -> None:
+    """Drop log rows of epochs after the restored state (written just before a crash)."""
+    if not log_path.exists():
+        return
+    log = pd.read_csv(log_path)
+    if len(log) > epochs_kept:
+        log.iloc[:epochs_kept].to_csv(log_path, index=False)
+
+
+def train_model(
+    build_model: Callable[[], keras.Model],
+    train: FERDataset,
+    validation: FERDataset,
+    run_dir: str | os.PathLike[str],
+    config: TrainingConfig,
+    *,
+    train_targets: np.ndarray | None = None,
+    validation_targets: np.ndarray | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> TrainingResult:
+    """Train (or resume, or just reload) the model of ``run_dir`` and return its best version.
+
+    ``build_model`` is only called for a new run. Targets default to one-hot labels; pass soft
+    targets (FER+ vote distributions, a teacher's probabilities) to train on those instead.
+    ``strategy`` is any ``tf.distribute`` strategy; the model is built and compiled in its scope.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_config(run_dir, config)
+    state = read_state(run_dir)
+    initial_epoch = state["epoch"] if state else 0
+    finished = bool(state) and (state["stopped_early"] or state["epoch"] >= config.epochs)
+
+    if not finished:
+        scope = strategy.scope() if strategy is not None else _null_scope()
+        with scope:
+            model = _start_or_resume(build_model, run_dir, config, state, initial_epoch)
+        num_classes = int(model.output_shape[-1])
+        y_train = train_targets if train_targets is not None else one_hot(train.labels, num_classes)
+        y_valid = validation_targets if validation_targets is not None else one_hot(validation.labels, num_classes)
+        augmenter = build_augmenter(config.augmentation, seed=config.seed + initial_epoch) if config.augment else None
+        train_data = make_dataset(
+            train.images, y_train, config.batch_size, shuffle=True, augmenter=augmenter,
+            seed=config.seed + initial_epoch,
+        )
+        validation_data = make_dataset(validation.images, y_valid, config.batch_size, shuffle=False)
+        callbacks = _callbacks(run_dir, config, state)
+        _truncate_log(run_dir / LOG_FILE, initial_epoch)
+        model.fit(
+            train_data, validation_data=validation_data, epochs=config.epochs,
+            initial_epoch=initial_epoch, callbacks=callbacks, verbose=config.verbose,
+            shuffle=False,  # the tf.data pipeline already shuffles, with a seed
+        )
+    return load_run(run_dir, resumed_from_epoch=initial_epoch)
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _start_or_resume(build_model, run_dir, config, state, initial_epoch) -> keras.Model:
+    keras.utils.set_random_seed(config.seed + initial_epoch)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if state is None:
+        return compile_model(build_model(), config)
+    print(f"Resuming {run_dir} after epoch {initial_epoch}")
+    return keras.models.load_model(run_dir / state["model_file"])
+
+
+def _callbacks(run_dir: Path, config: TrainingConfig, state: dict | None) -> list[keras.callbacks.Callback]:
+    stateful = {
+        "model_checkpoint": AtomicModelCheckpoint(
+            str(run_dir / BEST_MODEL_FILE), monitor="val_loss", save_best_only=True
+        ),
+        "early_stopping": keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience
+        ),
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate, verbose=1,
+        ),
+    }
+    return [
+        EpochTimer(),
+        *stateful.values(),
+        keras.callbacks.CSVLogger(str(run_dir / LOG_FILE), append=True),
+        ResumeState(run_dir, stateful, state),
+    ]
+
+
+def load_run(run_dir: str | os.PathLike[str], resumed_from_epoch: int = 0) -> TrainingResult:
+    """Read a finished (or interrupted) run directory back: best model and full history."""
+    run_dir = Path(run_dir)
+    best_path = run_dir / BEST_MODEL_FILE
+    if not best_path.exists():
+        raise FileNotFoundError(f"{run_dir} has no {BEST_MODEL_FILE}: no epoch has completed yet")
+    history = pd.read_csv(run_dir / LOG_FILE)
+    state = read_state(run_dir) or {}
+    best_epoch = int(history["val_loss"].idxmin()) + 1
+    return TrainingResult(
+        model=keras.models.load_model(best_path),
+        history=history,
+        run_dir=run_dir,
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        stopped_early=bool(state.get("stopped_early", False)),
+        training_seconds=float(history.get("epoch_seconds", pd.Series(dtype=float)).sum()),
+        resumed_from_epoch=resumed_from_epoch,
+    )
