@@ -55,6 +55,50 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from fer_utils import config
+    from fer_utils.pipeline import PipelineError, run_pipeline
+
+    profile = args.profile
+    if profile == "auto":
+        profile = "sample" if config.find_fer2013_csv(args.csv, warn_on_sample=False).is_sample else "full"
+    try:
+        written = run_pipeline(profile, args.csv, only=args.only, prepare_only=args.prepare_only)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{len(written)} notebook(s) written to {written[0].parent if written else '-'}")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fer_utils import config
+    from fer_utils.evaluation import evaluate_split
+    from fer_utils.fer2013 import load_fer2013
+    from fer_utils.image_folders import load_image_folder
+    from fer_utils.model_io import load_model_with_metadata
+
+    model, metadata = load_model_with_metadata(args.model)
+    class_names = tuple(metadata["class_names"])
+    if args.images:
+        folder = load_image_folder(args.images)
+        named = {"images": folder.dataset}
+        if folder.unmapped:
+            print(f"note: folders not mapped to FER2013 classes, left out: {folder.unmapped}", file=sys.stderr)
+    else:
+        dataset = load_fer2013(config.find_fer2013_csv(args.csv).path)
+        named = {usage: dataset.split(usage) for usage in dataset.splits_present}
+    results = {name: evaluate_split(model, data, class_names, name).as_dict() for name, data in named.items()}
+    if args.json:
+        print(json.dumps({"model": str(args.model), "class_names": list(class_names), "splits": results}, indent=2))
+        return EXIT_OK
+    print(f"{args.model}: {len(class_names)} classes")
+    for name, result in results.items():
+        print(f"{name:<12} {result['n_images']:>6} images  accuracy {100 * result['accuracy']:.2f}%  loss {result['loss']:.4f}")
+        print("    " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in result["per_class_accuracy"].items()))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoint directory (default models/checkpoints/<name>)")
     train.add_argument("--max-images", type=int, help="subsample every split (smoke tests only)")
     train.set_defaults(handler=_train)
+
+    pipeline = commands.add_parser("pipeline", help="run the numbered notebooks with papermill")
+    pipeline.add_argument("--profile", default="auto",
+                          help="full, ci, sample (notebooks/params/*.yaml); auto: full with real data, else sample")
+    pipeline.add_argument("--csv")
+    pipeline.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks")
+    pipeline.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
+    pipeline.set_defaults(handler=_pipeline)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a saved model per split and class")
+    evaluate.add_argument("model", help="a .keras file saved by this project (its .json sidecar beside it)")
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument("--csv", help="Kaggle-format FER2013 CSV (default: $FER2013_CSV, data/raw/, the sample)")
+    source.add_argument("--images", help="folder of face images arranged as ROOT/<emotion>/<file>")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 
@@ -79,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, IsADirectoryError, KeyError, ValueError) as error:
+    except (FileNotFoundError, IsADirectoryError, KeyError, ValueError) as error:  # includes format errors
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

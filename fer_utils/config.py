@@ -42,7 +42,7 @@ SAMPLE_FERPLUS_CSV: Path = SAMPLE_DATA_DIR / "fer2013new_sample.csv"
 
 SAMPLE_NOTICE = (
     "Using the small FER2013 sample committed in data/sample/ ({path}). Results on it are NOT "
-    "comparable with published numbers. Set {env}=/path/to/fer2013.csv or put the file in "
+    "comparable with published numbers. Set {env} to the real file or put it in "
     "data/raw/ to use the real data (see data/README.md)."
 )
 
@@ -101,4 +101,37 @@ def find_ferplus_csv(
     """Locate the FER+ label file (``fer2013new.csv``) the same way as :func:`find_fer2013_csv`."""
     return _resolve(
         explicit, FERPLUS_ENV_VAR, CONVENTIONAL_FERPLUS_PATHS, SAMPLE_FERPLUS_CSV, warn_on_sample
+    )
+
+
+@dataclass(frozen=True)
+class ArtifactPaths:
+    """Where a notebook run writes figures, metrics and models.
+
+    The full run writes to the committed locations; any other run (the CI profile, the sample)
+    passes its own root so it can never overwrite what is committed.
+    """
+
+    root: Path
+    figures: Path
+    metrics: Path
+    models: Path
+    checkpoints: Path
+    is_committed_location: bool
+
+    def ensure(self) -> "ArtifactPaths":
+        for folder in (self.figures, self.metrics, self.models, self.checkpoints):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def artifact_paths(artifacts_dir: str | os.PathLike[str] | None = None) -> ArtifactPaths:
+    """The committed locations when ``artifacts_dir`` is empty, else folders under it."""
+    if not artifacts_dir:
+        return ArtifactPaths(PROJECT_ROOT, FIGURES_DIR, METRICS_DIR, MODELS_DIR, CHECKPOINTS_DIR, True)
+    root = Path(artifacts_dir)
+    if not root.is_absolute():
+        root = PROJECT_ROOT / root
+    return ArtifactPaths(
+        root, root / "figures", root / "metrics", root / "models", root / "models" / "checkpoints", False
     )

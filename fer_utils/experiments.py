@@ -101,3 +101,66 @@ def run_experiment(experiment: Experiment, dataset, run_dir=None, max_images_per
         experiment.training,
     )
     return result, splits
+
+
+SPLIT_PROTOCOL = (
+    "official: fit on Training, choose the epoch with the lowest PublicTest loss, "
+    "report PrivateTest when the file has it"
+)
+
+
+def record_results(experiment: Experiment, result, splits, dataset, paths) -> dict:
+    """Save the best model with its JSON sidecar, evaluate it on every split, write the metrics.
+
+    The evaluation runs on the model file as saved, so ``python -m fer_utils evaluate`` on that
+    file reproduces these numbers exactly. Returns the metrics dictionary (also in
+    ``<metrics>/<experiment>.json``) with the per-split evaluations under ``"evaluations"``.
+    """
+    import keras
+    import tensorflow as tf
+
+    from fer_utils import reporting
+    from fer_utils.evaluation import evaluate_split
+    from fer_utils.labels import class_names_for
+    from fer_utils.model_io import load_model_with_metadata, save_model_with_metadata, update_metadata
+
+    class_names = class_names_for(experiment.num_classes)
+    model_path = paths.models / f"{experiment.name}.keras"
+    history = result.history
+    best = history.iloc[result.best_epoch - 1]
+    metadata = {
+        "experiment": experiment.name,
+        "title": experiment.title,
+        "class_names": list(class_names),
+        "data_file": dataset.source.name if dataset.source else None,
+        "data_sha256": dataset.source_sha256,
+        "data_is_sample": dataset.is_sample,
+        "split_protocol": SPLIT_PROTOCOL,
+        "images": splits.describe(),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "training_seconds": round(result.training_seconds, 1),
+        "training_config": experiment.training.to_json(),
+        "best_epoch_val_accuracy": float(best["val_accuracy"]),
+        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+    }
+    save_model_with_metadata(result.model, model_path, dict(metadata))
+    model, sidecar = load_model_with_metadata(model_path)
+    named = {"Training": splits.train, "PublicTest": splits.validation}
+    if splits.test is not None:
+        named["PrivateTest"] = splits.test
+    evaluations = {name: evaluate_split(model, data, class_names, name) for name, data in named.items()}
+    sidecar = update_metadata(
+        model_path, {"metrics": {name: evaluation.as_dict() for name, evaluation in evaluations.items()}}
+    )
+    metrics = {
+        **metadata,
+        "architecture": experiment.architecture,
+        "num_classes": experiment.num_classes,
+        "parameters": sidecar["parameters"],
+        "splits": sidecar["metrics"],
+    }
+    reporting.write_metrics(experiment.name, metrics, paths)
+    reporting.write_results_table(paths)
+    return {**metrics, "evaluations": evaluations}

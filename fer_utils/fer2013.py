@@ -261,10 +261,11 @@ def _parse_pixels(pixel_fields: list[bytes], path: Path | str) -> np.ndarray:
     for start in range(0, len(pixel_fields), _CHUNK_ROWS):
         chunk = pixel_fields[start : start + _CHUNK_ROWS]
         try:
-            parsed = np.loadtxt(chunk, dtype=np.uint8, delimiter=" ", ndmin=2)
+            parsed = np.loadtxt(chunk, dtype=np.uint8, delimiter=" ", comments=None, ndmin=2)
         except ValueError:
             parsed = None
-        if parsed is None or parsed.shape[1] != PIXELS_PER_IMAGE:
+        # loadtxt skips blank lines, so an empty pixels field shows up as a missing row
+        if parsed is None or parsed.shape != (len(chunk), PIXELS_PER_IMAGE):
             for offset, field_bytes in enumerate(chunk):
                 _diagnose_pixel_field(field_bytes, path, row=start + offset + 1)
             raise FER2013FormatError(path, "pixels could not be parsed (no single row to blame)")
@@ -338,3 +339,17 @@ def _read_cache(cache_path: Path) -> FERDataset | None:
             )
     except (OSError, KeyError, ValueError):
         return None  # unreadable cache: parse the CSV again
+
+
+def write_fer2013_csv(dataset: FERDataset, path: str | os.PathLike[str]) -> Path:
+    """Write ``dataset`` in the Kaggle format (gzip-compressed when ``path`` ends in ``.gz``)."""
+    path = Path(path)
+    lines = ["emotion,pixels,Usage"]
+    for image, label, usage in zip(dataset.images, dataset.labels, dataset.usage):
+        lines.append(f"{int(label)},{' '.join(map(str, image.reshape(-1).tolist()))},{usage}")
+    payload = ("\n".join(lines) + "\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        payload = gzip.compress(payload, compresslevel=9, mtime=0)
+    path.write_bytes(payload)
+    return path

@@ -1,0 +1,42 @@
+# Two commands a new user needs (see README):  make pipeline   and   make test
+# Each creates .venv with Python 3.11 and installs the project on first use (or when
+# pyproject.toml changes), so a fresh machine needs only Python 3.11 with pip and venv.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PROFILE ?= auto
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: pipeline test unit-tests notebook-tests benchmarks clean-runs
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## Run every notebook with papermill: the full profile with real data, else the committed sample.
+pipeline: $(INSTALLED)
+	$(BIN)/python -m fer_utils pipeline --profile $(PROFILE)
+
+## Unit tests, then every notebook under nbval with the CI profile's parameters.
+test: unit-tests notebook-tests
+
+unit-tests: $(INSTALLED)
+	$(BIN)/python -m pytest tests
+
+notebook-tests: $(INSTALLED)
+	rm -rf reports/runs/ci
+	$(BIN)/python -m fer_utils pipeline --profile ci --prepare-only
+	$(BIN)/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		-p no:cacheprovider reports/runs/ci/*.ipynb
+
+## Speed figures (load time, training throughput); prints, asserts nothing.
+benchmarks: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_training.py
+
+clean-runs:
+	rm -rf reports/runs

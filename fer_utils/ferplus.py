@@ -1,0 +1,194 @@
+"""FER+ crowd labels (Barsoum et al. 2016, arXiv:1608.01041) for the FER2013 images.
+
+``fer2013new.csv`` has one row per FER2013 row, in the same order: the Usage, an image name, and ten
+annotators' votes over eight emotions plus *unknown* and *not a face* (NF). This module joins the
+votes to FER2013 by position (checking that the Usage columns agree, which catches a misaligned
+file) and derives the training targets of the FER+ paper:
+
+* ``majority``: one label per image when more than half of the (outlier-cleaned) votes agree;
+* ``probability`` / ``crossentropy``: a distribution over the (up to three) leading emotions that
+  together hold at least 75 % of the votes.
+
+In both, votes cast by a single annotator are treated as noise and removed first, and images whose
+result is *unknown* or *not a face* are dropped, as in the paper's reference implementation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils import config
+from fer_utils.fer2013 import KNOWN_USAGES, FERDataset
+from fer_utils.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
+
+UNKNOWN_COLUMN, NOT_A_FACE_COLUMN = 8, 9
+TARGET_MODES = ("majority", "probability", "crossentropy")
+
+
+class FERPlusFormatError(ValueError):
+    """A FER+ label file that is malformed or does not line up with the FER2013 rows."""
+
+
+@dataclass(frozen=True, eq=False)
+class FERPlusVotes:
+    """Raw votes, one row per FER2013 row (``row_index`` is the 1-based data row)."""
+
+    votes: np.ndarray  # (N, 10) int: 8 emotions, unknown, not-a-face
+    usage: np.ndarray  # (N,) str
+    image_names: np.ndarray  # (N,) str, '' where FER+ has no image
+    row_index: np.ndarray  # (N,) int64
+    source: Path | None = None
+
+    def __len__(self) -> int:
+        return int(self.votes.shape[0])
+
+    def aligned_with(self, dataset: FERDataset) -> "FERPlusVotes":
+        """The votes of ``dataset``'s rows (any subset of the FER2013 file), in its order."""
+        position = dataset.row_index - 1
+        if position.size and (position.min() < 0 or position.max() >= len(self)):
+            raise FERPlusFormatError(
+                f"{self.source}: has {len(self)} rows but the FER2013 data reaches row {position.max() + 1}"
+            )
+        mismatched = np.flatnonzero(self.usage[position] != dataset.usage)
+        if mismatched.size:
+            first = int(mismatched[0])
+            raise FERPlusFormatError(
+                f"{self.source}, row {int(position[first]) + 1}: Usage {self.usage[position[first]]!r} "
+                f"but FER2013 says {dataset.usage[first]!r}; the FER+ file is not aligned with "
+                f"{dataset.source} ({mismatched.size} rows disagree)"
+            )
+        return FERPlusVotes(
+            self.votes[position], self.usage[position], self.image_names[position],
+            self.row_index[position], self.source,
+        )
+
+
+def load_ferplus(path: str | os.PathLike[str] | None = None) -> FERPlusVotes:
+    """Read ``fer2013new.csv`` (default: ``$FERPLUS_CSV``, ``data/raw/``, then the sample)."""
+    source = config.find_ferplus_csv(path)
+    csv_path = source.path
+    if not csv_path.is_file():
+        raise FileNotFoundError(
+            f"FER+ label file {csv_path} (given by {source.found_by}) does not exist. It is "
+            "fer2013new.csv from github.com/microsoft/FERPlus; set FERPLUS_CSV or put it in data/raw/."
+        )
+    try:
+        table = pd.read_csv(csv_path, dtype={"Image name": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise FERPlusFormatError(f"{csv_path}: not a readable CSV ({error})") from error
+    _validate(table, csv_path)
+    votes = table[list(FERPLUS_VOTE_COLUMNS)].to_numpy(dtype=np.int64)
+    return FERPlusVotes(
+        votes=votes,
+        usage=table["Usage"].to_numpy(dtype=str),
+        image_names=table["Image name"].to_numpy(dtype=str),
+        row_index=np.arange(1, len(table) + 1, dtype=np.int64),
+        source=csv_path,
+    )
+
+
+def _validate(table: pd.DataFrame, path: Path) -> None:
+    expected = ["Usage", "Image name", *FERPLUS_VOTE_COLUMNS]
+    missing = [column for column in expected if column not in table.columns]
+    if missing:
+        raise FERPlusFormatError(f"{path}: missing column(s) {missing}; expected {expected}")
+    if table.empty:
+        raise FERPlusFormatError(f"{path}: has a header but no rows")
+    for column in FERPLUS_VOTE_COLUMNS:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() | (numbers < 0) | (numbers != numbers.round())
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise FERPlusFormatError(
+                f"{path}, row {row + 1}: {column} = {table[column].iloc[row]!r} is not a vote count"
+            )
+    unknown_usage = ~table["Usage"].isin(KNOWN_USAGES)
+    if unknown_usage.any():
+        row = int(np.flatnonzero(unknown_usage.to_numpy())[0])
+        raise FERPlusFormatError(f"{path}, row {row + 1}: unknown Usage {table['Usage'].iloc[row]!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Targets of the FER+ paper
+# --------------------------------------------------------------------------------------------
+
+
+def _clean_votes(votes: np.ndarray) -> np.ndarray:
+    """Remove emotions that got a single vote (the paper's outlier removal)."""
+    cleaned = votes.astype(np.float64).copy()
+    cleaned[cleaned <= 1] = 0.0
+    return cleaned
+
+
+def _majority(cleaned: np.ndarray) -> np.ndarray:
+    """A one-hot row over the 10 columns, or the *unknown* column when no strict majority exists."""
+    result = np.zeros_like(cleaned)
+    total = cleaned.sum()
+    peak = int(np.argmax(cleaned))
+    if cleaned[peak] > 0.5 * total:
+        result[peak] = cleaned[peak]
+    else:
+        result[UNKNOWN_COLUMN] = 1.0
+    return result
+
+
+def _leading_distribution(cleaned: np.ndarray) -> np.ndarray:
+    """Up to three leading emotions holding >= 75 % of the votes, else *unknown* (the paper's rule)."""
+    remaining = cleaned.copy()
+    total = cleaned.sum()
+    result = np.zeros_like(cleaned)
+    covered, count, valid = 0.0, 0, True
+    while covered < 0.75 * total and count < 3 and valid:
+        peak_value = remaining.max()
+        for column in range(len(remaining)):
+            if remaining[column] != peak_value:
+                continue
+            result[column] = peak_value
+            remaining[column] = 0.0
+            covered += peak_value
+            count += 1
+            if column >= UNKNOWN_COLUMN:  # unknown / not-a-face tie with the leaders: stop here
+                valid = False
+                if result.sum() > peak_value:  # an emotion came first: keep it, drop this column
+                    result[column] = 0.0
+                    count -= 1
+                break
+    if result.sum() <= 0.5 * total or count > 3:
+        result = np.zeros_like(cleaned)
+        result[UNKNOWN_COLUMN] = 1.0
+    return result
+
+
+def ferplus_targets(votes: np.ndarray, mode: str = "majority") -> tuple[np.ndarray, np.ndarray]:
+    """FER+ training targets from raw votes.
+
+    Returns ``(targets, keep)``: ``targets`` is ``(N, 8)`` float32 rows summing to 1 over the eight
+    emotions of :data:`fer_utils.labels.FERPLUS_CLASSES` (zeros where dropped), and ``keep`` marks
+    the images that are neither *unknown* nor *not a face* under this mode.
+    """
+    if mode not in TARGET_MODES:
+        raise ValueError(f"Unknown FER+ target mode {mode!r}; expected one of {TARGET_MODES}")
+    votes = np.asarray(votes)
+    if votes.ndim != 2 or votes.shape[1] != len(FERPLUS_VOTE_COLUMNS):
+        raise ValueError(f"Expected votes shaped (N, {len(FERPLUS_VOTE_COLUMNS)}), got {votes.shape}")
+    process = _majority if mode == "majority" else _leading_distribution
+    targets = np.zeros((len(votes), len(FERPLUS_CLASSES)), dtype=np.float32)
+    keep = np.zeros(len(votes), dtype=bool)
+    for row, raw in enumerate(votes):
+        processed = process(_clean_votes(raw))
+        if processed.sum() > 0 and int(np.argmax(processed)) < UNKNOWN_COLUMN:
+            emotions = processed[:UNKNOWN_COLUMN]
+            targets[row] = emotions / emotions.sum()
+            keep[row] = True
+    return targets, keep
+
+
+def majority_labels(votes: np.ndarray) -> np.ndarray:
+    """FER+ majority label per image (index into ``FERPLUS_CLASSES``), ``-1`` where dropped."""
+    targets, keep = ferplus_targets(votes, "majority")
+    return np.where(keep, targets.argmax(axis=1), -1)

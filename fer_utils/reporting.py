@@ -1,0 +1,87 @@
+"""Figures, metrics files and the results table that the README shows.
+
+Each experiment writes ``reports/metrics/<name>.json``; :func:`write_results_table` turns all of
+them into ``reports/results.md`` and copies the table into the README between two markers, so the
+README's numbers are always those of the committed runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from fer_utils import config
+
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def save_figure(figure: plt.Figure, name: str, paths: config.ArtifactPaths) -> Path:
+    """Save ``figure`` as ``<figures>/<name>.png`` (and leave it to the notebook to show)."""
+    paths.figures.mkdir(parents=True, exist_ok=True)
+    path = paths.figures / f"{name}.png"
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def write_metrics(name: str, metrics: dict, paths: config.ArtifactPaths) -> Path:
+    paths.metrics.mkdir(parents=True, exist_ok=True)
+    path = paths.metrics / f"{name}.json"
+    temp = path.with_suffix(".json.partial")
+    temp.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    os.replace(temp, path)
+    return path
+
+
+def read_all_metrics(paths: config.ArtifactPaths) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(paths.metrics.glob("*.json"))]
+
+
+def results_table(all_metrics: list[dict]) -> pd.DataFrame:
+    """One row per experiment: classes, parameters, epochs, time, PublicTest (and PrivateTest)."""
+    rows = []
+    for metrics in all_metrics:
+        splits = metrics.get("splits", {})
+        row = {
+            "experiment": metrics["experiment"],
+            "model": metrics.get("architecture", ""),
+            "classes": metrics.get("num_classes"),
+            "parameters": metrics.get("parameters", {}).get("total"),
+            "epochs run": metrics.get("epochs_run"),
+            "training (min)": round(metrics.get("training_seconds", 0) / 60, 1),
+            "PublicTest acc.": splits.get("PublicTest", {}).get("accuracy"),
+            "PrivateTest acc.": splits.get("PrivateTest", {}).get("accuracy"),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    shown = table.copy()
+    for column in ("PublicTest acc.", "PrivateTest acc."):
+        shown[column] = shown[column].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.2f}%")
+    header = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def write_results_table(paths: config.ArtifactPaths, readme: Path | None = None) -> str:
+    """Write ``results.md`` next to the metrics and, for committed runs, refresh the README table."""
+    table = results_table(read_all_metrics(paths))
+    markdown = _markdown(table) if len(table) else "_No experiment has finished yet._"
+    (paths.metrics.parent / "results.md").write_text(
+        "# Results\n\nGenerated from `metrics/*.json` by `fer_utils.reporting`; PublicTest is the "
+        "choosing split, PrivateTest the held-out one (shown where the data has it).\n\n" + markdown + "\n"
+    )
+    readme = readme if readme is not None else (config.PROJECT_ROOT / "README.md" if paths.is_committed_location else None)
+    if readme is not None and readme.exists():
+        text = readme.read_text()
+        if RESULTS_START in text and RESULTS_END in text:
+            before, rest = text.split(RESULTS_START, 1)
+            _, after = rest.split(RESULTS_END, 1)
+            readme.write_text(f"{before}{RESULTS_START}\n{markdown}\n{RESULTS_END}{after}")
+    return markdown
