@@ -141,16 +141,21 @@ def load_fer2013(
     if cache and cache_path.exists():
         cached = _read_cache(cache_path)
         if cached is not None:
-            return replace(cached, source=csv_path, is_sample=source.is_sample)
+            return replace(cached, source=csv_path, is_sample=_is_sample(csv_path, source.is_sample))
     raw = _read_bytes(csv_path)
     dataset = parse_fer2013_bytes(raw, csv_path)
     dataset = replace(
         dataset, source_sha256=hashlib.sha256(_read_file_bytes(csv_path)).hexdigest(),
-        is_sample=source.is_sample,
+        is_sample=_is_sample(csv_path, source.is_sample),
     )
     if cache:
         _write_cache(cache_path, dataset)
     return dataset
+
+
+def _is_sample(csv_path: Path, found_as_sample: bool) -> bool:
+    """The committed sample is flagged however it was reached (fallback or explicit path)."""
+    return found_as_sample or csv_path.resolve() == config.SAMPLE_FER2013_CSV.resolve()
 
 
 def parse_fer2013_bytes(raw: bytes, path: Path | str = "<bytes>") -> FERDataset:

@@ -105,7 +105,7 @@ def _validate(table: pd.DataFrame, path: Path) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise FERPlusFormatError(
-                f"{path}, row {row + 1}: {column} = {table[column].iloc[row]!r} is not a vote count"
+                f"{path}, row {row + 1}: {column} = {str(table[column].iloc[row])!r} is not a vote count"
             )
     unknown_usage = ~table["Usage"].isin(KNOWN_USAGES)
     if unknown_usage.any():

@@ -7,7 +7,7 @@ import numpy as np
 #: FER2013 label order (the integer in the ``emotion`` column indexes this tuple).
 FER2013_CLASSES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 
-#: The 6-class problem of the 2019 report: Disgust (547 training images) folded into Angry.
+#: The 6-class problem of the 2019 report: Disgust (436 Training images) folded into Angry.
 MERGED_CLASSES: tuple[str, ...] = ("Angry", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 
 #: FER+ emotion columns in file order, then the two non-emotion columns.

@@ -76,9 +76,13 @@ def load_profile(name: str) -> Profile:
     )
 
 
-def parameters_for(run: NotebookRun, profile: Profile, declared: set[str], data_path: Path) -> dict:
-    """Profile-wide, then per-run parameters, plus the data path; only those the notebook declares."""
-    wanted = {"fer2013_csv": str(data_path), **profile.parameters, **run.parameters}
+def parameters_for(run: NotebookRun, profile: Profile, declared: set[str], data_path: Path | None) -> dict:
+    """Profile-wide, then per-run parameters, plus an explicit data path; only those the notebook declares.
+
+    Without an explicit path the notebooks find the data themselves (``$FER2013_CSV``, ...), so
+    the committed notebooks do not record one machine's file system.
+    """
+    wanted = {**({"fer2013_csv": str(data_path)} if data_path else {}), **profile.parameters, **run.parameters}
     return {key: value for key, value in wanted.items() if key in declared}
 
 
@@ -112,7 +116,7 @@ def run_pipeline(
         input_path = config.NOTEBOOKS_DIR / run.notebook
         output_path = profile.output_dir / run.output
         declared = set(papermill.inspect_notebook(str(input_path)).keys())
-        parameters = parameters_for(run, profile, declared, source.path)
+        parameters = parameters_for(run, profile, declared, source.path if source.found_by == "argument" else None)
         started = time.perf_counter()
         log(f"[{number}/{len(runs)}] {run.output} <- {run.notebook} {parameters}")
         try:

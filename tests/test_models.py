@@ -1,0 +1,41 @@
+"""The phase models have the report's exact parameter counts and carry their own preprocessing."""
+
+import numpy as np
+import pytest
+
+from fer_utils.models import build_model, parameter_counts
+from fer_utils.preprocessing import PREPROCESSING_LAYER_NAME
+
+
+@pytest.mark.parametrize(
+    ("architecture", "classes", "total", "non_trainable"),
+    [
+        ("phase_cnn", 7, 730_855, 640),
+        ("mini_xception", 6, 57_270, 1_472),
+        ("mini_xception", 7, 58_423, 1_472),
+    ],
+)
+def test_parameter_counts_match_the_report_and_the_paper(architecture, classes, total, non_trainable):
+    counts = parameter_counts(build_model(architecture, classes))
+    assert counts["total"] == total
+    assert counts["non_trainable"] == non_trainable
+
+
+@pytest.mark.parametrize("architecture", ["phase_cnn", "mini_xception"])
+def test_models_take_raw_pixels_and_output_a_distribution(architecture):
+    model = build_model(architecture, 7)
+    assert model.layers[1].name == PREPROCESSING_LAYER_NAME
+    assert model.input_shape == (None, 48, 48, 1)
+    probabilities = model.predict(np.full((2, 48, 48, 1), 255, dtype=np.float32), verbose=0)
+    assert probabilities.shape == (2, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_mini_xception_has_no_dense_layer():
+    model = build_model("mini_xception", 6)
+    assert not [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+
+
+def test_unknown_architecture_is_named_in_the_error():
+    with pytest.raises(ValueError, match="resnet"):
+        build_model("resnet", 7)
