@@ -36,7 +36,7 @@ notebook-tests: $(INSTALLED)
 ## Speed figures (load time, training throughput); prints, asserts nothing.
 benchmarks: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_load.py
-	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_training.py --rounds 5
 
 clean-runs:
 	rm -rf reports/runs

@@ -39,3 +39,25 @@ def test_mini_xception_has_no_dense_layer():
 def test_unknown_architecture_is_named_in_the_error():
     with pytest.raises(ValueError, match="resnet"):
         build_model("resnet", 7)
+
+
+def test_random_affine_with_no_change_is_the_identity_and_flips_mirror():
+    from fer_utils.augmentation import RandomAffine
+
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1)).astype("float32")
+    identity = np.asarray(RandomAffine(0, 0, 0, horizontal_flip=False)(faces, training=True))
+    np.testing.assert_allclose(identity, faces, atol=1e-4)
+    flipped = np.asarray(RandomAffine(0, 0, 0, horizontal_flip=True, seed=3)(faces, training=True))
+    for original, result in zip(faces, flipped):
+        assert np.allclose(result, original, atol=1e-4) or np.allclose(result, original[:, ::-1], atol=1e-4)
+    assert np.asarray(RandomAffine(seed=1)(faces, training=False)) is not None
+
+
+def test_augmentation_changes_faces_but_keeps_shape_and_range():
+    from fer_utils.augmentation import build_augmenter
+
+    faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    augmented = np.asarray(build_augmenter(seed=0)(faces, training=True))
+    assert augmented.shape == faces.shape
+    assert augmented.min() >= 0 and augmented.max() <= 255
+    assert not np.allclose(augmented, faces)
