@@ -73,3 +73,23 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
     assert same.returncode == 0, same.stdout[-1500:]
     assert changed.returncode == 1, changed.stdout[-1500:]
     assert "1 failed" in changed.stdout
+
+
+def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(tmp_path, monkeypatch):
+    notebooks, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
+    params.mkdir(parents=True)
+    cells = [new_code_cell("x = 1", metadata={"tags": ["parameters"]}), new_code_cell("raise ValueError('bad face in frame 7')")]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
+                   notebooks / "01_broken.ipynb")
+    nbformat.write(new_notebook(cells=[new_code_cell("y = 2", metadata={"tags": ["parameters"]})],
+                                metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
+                   notebooks / "02_never_run.ipynb")
+    (params / "t.yaml").write_text(
+        f"output_dir: {tmp_path / 'out'}\nruns:\n  - notebook: 01_broken.ipynb\n  - notebook: 02_never_run.ipynb\n"
+    )
+    monkeypatch.setattr(config, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(config, "NOTEBOOK_PARAMS_DIR", params)
+    with pytest.raises(PipelineError, match=r"01_broken\.ipynb failed in cell 2 with ValueError: bad face in frame 7"):
+        run_pipeline("t", log=lambda *_: None)
+    assert (tmp_path / "out" / "01_broken.ipynb").exists()
+    assert not (tmp_path / "out" / "02_never_run.ipynb").exists()
