@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
