@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--profile", default="auto",
                           help="full, ci, sample (notebooks/params/*.yaml); auto: full with real data, else sample")
     pipeline.add_argument("--csv")
-    pipeline.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks")
+    pipeline.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these executed notebooks (output names)")
     pipeline.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
     pipeline.set_defaults(handler=_pipeline)
 

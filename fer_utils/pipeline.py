@@ -106,7 +106,7 @@ def run_pipeline(
             f"Profile {profile.name!r} writes the committed notebooks and needs the real data; "
             f"only the sample was found. Set {config.FER2013_ENV_VAR} or use --profile sample."
         )
-    runs = [r for r in profile.runs if not only or r.notebook in only or r.output in only]
+    runs = [r for r in profile.runs if not only or r.output in only]  # by output: 03 also yields 04
     profile.output_dir.mkdir(parents=True, exist_ok=True)
     log(f"Profile {profile.name}: {profile.description}")
     log(f"Data: {source.path}{' (SAMPLE: results not comparable)' if source.is_sample else ''}")
