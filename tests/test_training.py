@@ -17,6 +17,7 @@ from fer_utils import config
 from fer_utils.fer2013 import load_fer2013
 from fer_utils.models import build_model
 from fer_utils.training import STATE_FILE, TrainingConfig, read_state, train_model
+from helpers.tiny_models import tiny_cnn
 
 pytestmark = pytest.mark.slow
 
@@ -31,61 +32,48 @@ def sample_splits():
     return train, data.split("PublicTest").subset(slice(0, 64))
 
 
-def _tiny_model():
-    """A deliberately tiny network: these tests are about the training loop, not the model."""
-    import keras
-
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-    x = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(7, activation="softmax")(keras.layers.Dropout(0.1)(x))
-    return keras.Model(inputs, outputs)
-
-
 def test_a_run_writes_log_state_and_best_model_and_reloads_when_finished(tmp_path, sample_splits):
     train, validation = sample_splits
-    result = train_model(_tiny_model, train, validation, tmp_path, TINY)
+    result = train_model(tiny_cnn, train, validation, tmp_path, TINY)
     assert result.epochs_run == 2
     assert list(result.history["epoch"]) == [0, 1]
     assert read_state(tmp_path)["epoch"] == 2
     assert (tmp_path / "best.keras").exists()
     assert "epoch_seconds" in result.history
-    again = train_model(_tiny_model, train, validation, tmp_path, TINY)  # finished: only reloads
+    again = train_model(tiny_cnn, train, validation, tmp_path, TINY)  # finished: only reloads
     assert again.epochs_run == 2 and again.resumed_from_epoch == 2
 
 
 def test_more_epochs_continue_the_same_run(tmp_path, sample_splits):
     train, validation = sample_splits
-    train_model(_tiny_model, train, validation, tmp_path, replace(TINY, epochs=1))
-    result = train_model(_tiny_model, train, validation, tmp_path, replace(TINY, epochs=2))
+    train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=1))
+    result = train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=2))
     assert result.resumed_from_epoch == 1
     assert list(result.history["epoch"]) == [0, 1]
 
 
 def test_a_run_dir_with_other_settings_is_refused(tmp_path, sample_splits):
     train, validation = sample_splits
-    train_model(_tiny_model, train, validation, tmp_path, replace(TINY, epochs=1))
+    train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=1))
     with pytest.raises(ValueError, match="learning_rate"):
-        train_model(_tiny_model, train, validation, tmp_path, replace(TINY, epochs=1, learning_rate=0.1))
+        train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=1, learning_rate=0.1))
 
 
 def test_same_seed_gives_identical_weights(tmp_path, sample_splits):
     train, validation = sample_splits
-    first = train_model(_tiny_model, train, validation, tmp_path / "a", replace(TINY, epochs=1))
-    second = train_model(_tiny_model, train, validation, tmp_path / "b", replace(TINY, epochs=1))
+    first = train_model(tiny_cnn, train, validation, tmp_path / "a", replace(TINY, epochs=1))
+    second = train_model(tiny_cnn, train, validation, tmp_path / "b", replace(TINY, epochs=1))
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
 def test_half_written_files_from_a_crash_are_ignored(tmp_path, sample_splits):
     train, validation = sample_splits
-    train_model(_tiny_model, train, validation, tmp_path, replace(TINY, epochs=1))
+    train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=1))
     (tmp_path / "state-epoch0002.keras.partial.keras").write_bytes(b"truncated zip")
     (tmp_path / "best.keras.partial.keras").write_bytes(b"truncated zip")
     (tmp_path / "training_log.csv").open("a").write("1,0.5,1.0,0.001,1.0,0.5,1.0\n")  # row of a lost epoch
-    result = train_model(_tiny_model, train, validation, tmp_path, TINY)
+    result = train_model(tiny_cnn, train, validation, tmp_path, TINY)
     assert result.resumed_from_epoch == 1
     assert list(result.history["epoch"]) == [0, 1]
 
