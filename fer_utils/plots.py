@@ -128,3 +128,105 @@ def plot_per_class_accuracy(table: pd.DataFrame, class_names: tuple[str, ...], t
     for container in axis.containers:
         axis.bar_label(container, fmt="%.2f", fontsize=7)
     return figure
+
+
+def plot_confusion_matrix(table: pd.DataFrame, title: str = "", rates: bool = False) -> plt.Figure:
+    """Heatmap of a ``confusion_table`` (rows true, columns predicted): counts, or rates with ``rates``."""
+    figure, axis = plt.subplots(figsize=(1.0 * len(table.columns) + 2, 0.8 * len(table) + 1.5))
+    sns.heatmap(table, annot=True, fmt=".2f" if rates else "d", cmap="Blues", cbar=False, square=True,
+                vmin=0, vmax=1 if rates else None, ax=axis, annot_kws={"fontsize": 8})
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_reliability_diagram(bins_by_model: dict[str, pd.DataFrame], title: str = "Reliability") -> plt.Figure:
+    """Accuracy against confidence per bin (``calibration.reliability_bins``), one line per model.
+
+    Points below the diagonal are over-confident; the bars underneath show how many images each bin
+    holds, so sparse bins are not over-read.
+    """
+    figure, (axis, counts) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 1]})
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    for name, bins in bins_by_model.items():
+        filled = bins.dropna(subset=["accuracy"])
+        axis.plot(filled["mean_confidence"], filled["accuracy"], marker="o", markersize=3, label=name)
+        counts.step((bins["lower"] + bins["upper"]) / 2, bins["images"], where="mid", label=name)
+    axis.set_ylabel("accuracy")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=7)
+    axis.set_title(title)
+    counts.set_xlabel("confidence (top-class probability)")
+    counts.set_ylabel("images")
+    counts.set_xlim(0, 1)
+    figure.tight_layout()
+    return figure
+
+
+def plot_face_gallery(
+    images: np.ndarray, true_names: list[str], predicted_names: list[str], confidences: np.ndarray,
+    title: str = "", columns: int = 6, notes: list[str] | None = None,
+) -> plt.Figure:
+    """Faces captioned 'true / predicted (confidence)', and an optional extra line each (e.g. FER+)."""
+    count = len(images)
+    rows = max(1, int(np.ceil(count / columns)))
+    row_height = 2.25 if notes else 1.95  # room for the caption's lines above each face
+    figure, axes = plt.subplots(rows, columns, figsize=(1.55 * columns, row_height * rows), squeeze=False)
+    for position, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if position >= count:
+            continue
+        axis.imshow(np.squeeze(images[position]), cmap="gray", vmin=0, vmax=255)
+        caption = f"{true_names[position]} / {predicted_names[position]}\n({confidences[position]:.2f})"
+        if notes:
+            caption += f"\n{notes[position]}"
+        axis.set_title(caption, fontsize=7)
+    figure.suptitle(f"{title}\ncaption: true / predicted (confidence)" if title else "true / predicted (confidence)",
+                    fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_grad_cam_overlays(
+    images: np.ndarray, heatmaps: np.ndarray, titles: list[str], columns: int = 6, alpha: float = 0.45,
+    title: str = "",
+) -> plt.Figure:
+    """Each face with its Grad-CAM heatmap (``saliency.grad_cam``) laid over it in colour."""
+    count = len(images)
+    rows = max(1, int(np.ceil(count / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(1.55 * columns, 1.75 * rows), squeeze=False)
+    for position, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if position >= count:
+            continue
+        axis.imshow(np.squeeze(images[position]), cmap="gray", vmin=0, vmax=255)
+        axis.imshow(heatmaps[position], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        axis.set_title(titles[position], fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_video_frames(frames_bgr: list[np.ndarray], titles: list[str], suptitle: str = "", width: float = 4.2) -> plt.Figure:
+    """Whole video frames side by side (OpenCV's BGR shown in true colour), a caption over each."""
+    if len(frames_bgr) != len(titles):
+        raise ValueError(f"{len(frames_bgr)} frames but {len(titles)} titles")
+    height = width * frames_bgr[0].shape[0] / frames_bgr[0].shape[1] if frames_bgr else width
+    figure, axes = plt.subplots(1, max(1, len(frames_bgr)), figsize=(width * max(1, len(frames_bgr)), height + 0.6),
+                                squeeze=False)
+    for axis, frame, title in zip(axes[0], frames_bgr, titles):
+        if frame.ndim == 3:
+            axis.imshow(frame[..., ::-1])
+        else:
+            axis.imshow(frame, cmap="gray", vmin=0, vmax=255)
+        axis.set_title(title, fontsize=8)
+    for axis in axes[0]:
+        axis.axis("off")
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=10)
+    figure.tight_layout()
+    return figure
