@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {data-check,train,evaluate} ...``.
+"""Command line: ``python -m fer_utils {data-check,train,evaluate,pipeline,export,video,deeplens-package} ...``.
 
 Every command exits 0 on success, 2 on bad arguments or input files, 1 on other failures, and
 prints one clear line on standard error for the expected problems.
@@ -11,6 +11,9 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from fer_utils import export_cli, video
+from fer_utils.deeplens import packaging as deeplens_packaging
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -100,7 +103,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fer_utils",
+        description="Facial expression recognition on FER2013: data, training, evaluation, notebooks, export, video.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("data-check", help="parse the FER2013 file and print its splits")
@@ -131,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--images", help="folder of face images arranged as ROOT/<emotion>/<file>")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
     evaluate.set_defaults(handler=_evaluate)
+
+    # Commands that live with their own module (their heavy imports happen only when they run).
+    export_cli.add_parser(commands)  # edge exports: SavedModel, TFLite, frozen graph
+    video.add_parser(commands)  # real-time emotions on a video file or camera
+    deeplens_packaging.add_parser(commands)  # the AWS DeepLens Lambda zip
     return parser
 
 

@@ -25,6 +25,7 @@ METRICS_DIR: Path = REPORTS_DIR / "metrics"
 RUNS_DIR: Path = REPORTS_DIR / "runs"
 MODELS_DIR: Path = PROJECT_ROOT / "models"
 CHECKPOINTS_DIR: Path = MODELS_DIR / "checkpoints"
+EXPORTS_DIR: Path = MODELS_DIR / "exports"  # edge formats: models/exports/<model stem>/
 
 #: Environment variables that point at the real data files.
 FER2013_ENV_VAR = "FER2013_CSV"

@@ -1,0 +1,121 @@
+"""Batched face classification, per-face smoothing across frames, and the frame recognizer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_utils.face_detection import FaceDetector
+from fer_utils.labels import FER2013_CLASSES
+from fer_utils.recognition import (
+    EmotionRecognizer, FaceClassifier, KerasFaceClassifier, ProbabilitySmoother, box_iou, match_boxes,
+)
+from helpers.video_material import detectable_sample_faces, frame_with_faces, save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> KerasFaceClassifier:
+    return KerasFaceClassifier.from_file(save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.keras"))
+
+
+@pytest.fixture(scope="module")
+def sample_faces() -> np.ndarray:
+    return detectable_sample_faces(3)[0]
+
+
+class CountingClassifier:
+    """Records each call's batch, so tests can see that a frame costs one batched call."""
+
+    class_names = ("Happy", "Sad")
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        self.batches.append(len(faces))
+        happy = faces.reshape(len(faces), -1).mean(axis=1) / 255.0
+        return np.stack([happy, 1 - happy], axis=1).astype(np.float32)
+
+
+def test_keras_classifier_matches_the_model_and_follows_the_protocol(classifier) -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 1), dtype=np.uint8)
+    probabilities = classifier(faces)
+    assert isinstance(classifier, FaceClassifier)
+    assert classifier.class_names == FER2013_CLASSES
+    assert probabilities.shape == (5, 7) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities, classifier.model.predict(faces.astype(np.float32), verbose=0), atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert classifier(faces[:0]).shape == (0, 7)
+    with pytest.raises(ValueError, match=r"\(N, 48, 48, 1\)"):
+        classifier(faces[..., 0])
+
+
+def test_class_names_must_fit_the_model(classifier) -> None:
+    with pytest.raises(ValueError, match="3 class names for a model with 7 outputs"):
+        KerasFaceClassifier(classifier.model, ["a", "b", "c"])
+
+
+def test_iou_and_matching() -> None:
+    a = np.array([[0, 0, 10, 10], [100, 100, 10, 10]])
+    b = np.array([[100, 100, 10, 10], [5, 0, 10, 10], [500, 500, 5, 5]])
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 3)
+    assert iou[1, 0] == 1.0 and iou[0, 1] == pytest.approx(50 / 150) and iou[0, 2] == 0.0
+    assert sorted(match_boxes(a, b, 0.3)) == [(0, 1), (1, 0)]
+    assert match_boxes(a, b, 0.5) == [(1, 0)]
+    assert match_boxes(a[:0], b, 0.3) == []
+
+
+def test_smoother_averages_per_face_following_boxes() -> None:
+    smoother = ProbabilitySmoother(alpha=0.5)
+    left, right = [10, 10, 50, 50], [300, 10, 50, 50]
+    _, ids = smoother.update(np.array([left, right]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    # next frame: the faces are listed in the other order and moved a little
+    smoothed, ids2 = smoother.update(np.array([[302, 12, 50, 50], [12, 10, 50, 50]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    np.testing.assert_allclose(smoothed, [[0.5, 0.5], [0.5, 0.5]])
+    assert ids2.tolist() == [ids[1], ids[0]]
+    # a new face far away starts its own track with its own probabilities
+    smoothed, ids3 = smoother.update(np.array([[12, 10, 50, 50], [500, 300, 60, 60]]), np.array([[0.0, 1.0], [0.2, 0.8]]))
+    assert ids3[0] == ids[0] and ids3[1] not in ids.tolist()
+    np.testing.assert_allclose(smoothed, [[0.25, 0.75], [0.2, 0.8]])
+
+
+def test_smoother_forgets_faces_gone_for_too_long() -> None:
+    smoother = ProbabilitySmoother(alpha=0.5, max_missed_frames=1)
+    box = np.array([[10, 10, 50, 50]])
+    _, first = smoother.update(box, np.array([[1.0, 0.0]]))
+    smoother.update(box[:0], np.zeros((0, 2)))  # missed once: kept
+    _, again = smoother.update(box, np.array([[0.0, 1.0]]))
+    assert again[0] == first[0]
+    smoother.update(box[:0], np.zeros((0, 2)))
+    smoother.update(box[:0], np.zeros((0, 2)))  # missed twice: forgotten
+    smoothed, new = smoother.update(box, np.array([[0.0, 1.0]]))
+    assert new[0] != first[0] and smoothed.tolist() == [[0.0, 1.0]]
+    with pytest.raises(ValueError, match="alpha"):
+        ProbabilitySmoother(alpha=0.0)
+
+
+@pytest.mark.parametrize("n_faces", [0, 1, 3])
+def test_recognizer_batches_all_faces_of_a_frame(sample_faces, n_faces) -> None:
+    positions = [(20, 40), (240, 300), (460, 100)][:n_faces]
+    frame, pasted = frame_with_faces(list(sample_faces[:n_faces]), positions)
+    counting = CountingClassifier()
+    results = EmotionRecognizer(counting, FaceDetector()).recognize(frame)
+    assert len(results) == n_faces
+    assert counting.batches == ([n_faces] if n_faces else [])  # one call per frame, none without faces
+    assert [r.box[0] for r in results] == sorted(r.box[0] for r in results)  # left to right
+    assert [r.face_index for r in results] == list(range(n_faces))
+    for result in results:
+        assert set(result.probabilities) == {"Happy", "Sad"}
+        assert result.label == max(result.probabilities, key=result.probabilities.get)
+        assert box_iou(np.array([result.box]), pasted).max() > 0.3
+
+
+def test_recognizer_with_a_keras_model_and_smoothing_keeps_ids(classifier, sample_faces) -> None:
+    frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (400, 200)])
+    recognizer = EmotionRecognizer(classifier, FaceDetector(), ProbabilitySmoother(alpha=0.3))
+    first = recognizer.recognize(frame)
+    second = recognizer.recognize(frame.copy())
+    assert [r.face_index for r in first] == [r.face_index for r in second] == [0, 1]
+    assert all(r.label in FER2013_CLASSES for r in second)
+    assert sum(second[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
