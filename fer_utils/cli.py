@@ -45,6 +45,8 @@ def _train(args: argparse.Namespace) -> int:
     for experiment in experiments:
         if args.epochs:
             experiment = experiment.with_epochs(args.epochs)
+        if args.teacher:
+            experiment = experiment.with_teacher(args.teacher)
         run_dir = Path(args.run_dir) if args.run_dir else None
         print(f"== {experiment.name}: {experiment.title}", flush=True)
         result, _ = run_experiment(experiment, dataset, run_dir=run_dir, max_images_per_split=args.max_images)
@@ -79,6 +81,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fer_utils.evaluation import evaluate_split
     from fer_utils.fer2013 import load_fer2013
     from fer_utils.image_folders import load_image_folder
+    from fer_utils.labels import FERPLUS_CLASSES
     from fer_utils.model_io import load_model_with_metadata
 
     model, metadata = load_model_with_metadata(args.model)
@@ -90,6 +93,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"note: folders not mapped to FER2013 classes, left out: {folder.unmapped}", file=sys.stderr)
     else:
         dataset = load_fer2013(config.find_fer2013_csv(args.csv).path)
+        if class_names == FERPLUS_CLASSES:  # FER+ models are scored on FER+ majority labels
+            from fer_utils.ferplus import load_ferplus_for, with_ferplus_labels
+
+            dataset = with_ferplus_labels(dataset, load_ferplus_for(dataset, args.ferplus))
+            print(f"note: {dataset.notes[-1]}", file=sys.stderr)
         named = {usage: dataset.split(usage) for usage in dataset.splits_present}
     results = {name: evaluate_split(model, data, class_names, name).as_dict() for name, data in named.items()}
     if args.json:
@@ -120,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override the experiment's number of epochs")
     train.add_argument("--run-dir", help="checkpoint directory (default models/checkpoints/<name>)")
     train.add_argument("--max-images", type=int, help="subsample every split (smoke tests only)")
+    train.add_argument("--teacher", help="teacher .keras file of a distillation experiment (default: the experiment's)")
     train.set_defaults(handler=_train)
 
     pipeline = commands.add_parser("pipeline", help="run the numbered notebooks with papermill")
@@ -136,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--csv", help="Kaggle-format FER2013 CSV (default: $FER2013_CSV, data/raw/, the sample)")
     source.add_argument("--images", help="folder of face images arranged as ROOT/<emotion>/<file>")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.add_argument("--ferplus", help="FER+ fer2013new.csv, for 8-class FER+ models "
+                          "(default: $FERPLUS_CSV, data/raw/, the sample)")
     evaluate.set_defaults(handler=_evaluate)
 
     # Commands that live with their own module (their heavy imports happen only when they run).

@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from fer_utils import config
+from fer_utils.distillation import DistillationConfig
+from fer_utils.labels import FERPLUS_CLASSES, class_names_for
 from fer_utils.training import TrainingConfig
+
+#: What an experiment's labels and training targets are: FER2013's labels, or FER+ targets in
+#: one of the modes of Barsoum et al. 2016 (:func:`fer_utils.ferplus.ferplus_targets`).
+TARGET_KINDS: dict[str, str | None] = {
+    "fer2013": None,
+    "ferplus_majority": "majority",
+    "ferplus_crossentropy": "crossentropy",
+}
 
 
 @dataclass(frozen=True)
@@ -21,10 +31,42 @@ class Experiment:
     num_classes: int
     training: TrainingConfig
     model_options: dict = field(default_factory=dict)
+    #: a key of :data:`TARGET_KINDS`; FER+ experiments are chosen and evaluated on FER+ majority labels
+    targets: str = "fer2013"
+    #: set for a student trained on a teacher's probabilities instead of the labels' targets
+    distillation: DistillationConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.targets not in TARGET_KINDS:
+            raise ValueError(f"Experiment {self.name!r}: unknown targets {self.targets!r}; known: {list(TARGET_KINDS)}")
+        if self.uses_ferplus and self.num_classes != len(FERPLUS_CLASSES):
+            raise ValueError(f"Experiment {self.name!r}: FER+ targets have {len(FERPLUS_CLASSES)} classes, not {self.num_classes}")
 
     @property
     def merge_disgust(self) -> bool:
         return self.num_classes == 6
+
+    @property
+    def uses_ferplus(self) -> bool:
+        return TARGET_KINDS[self.targets] is not None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The model's output classes, in order."""
+        return FERPLUS_CLASSES if self.uses_ferplus else class_names_for(self.num_classes)
+
+    @property
+    def labels_description(self) -> str:
+        """Which labels the metrics of this experiment are measured on (written to the sidecar)."""
+        if self.uses_ferplus:
+            return "FER+ majority labels (images without a majority left out)"
+        return "FER2013 labels, Disgust merged into Angry" if self.merge_disgust else "FER2013 labels"
+
+    def with_teacher(self, teacher) -> "Experiment":
+        """The same distillation experiment with another teacher model file."""
+        if self.distillation is None:
+            raise ValueError(f"Experiment {self.name!r} is not a distillation experiment; it takes no teacher")
+        return replace(self, distillation=replace(self.distillation, teacher=str(teacher)))
 
     def run_dir(self, root=None):
         """Where this experiment's checkpoints and log live (``models/checkpoints/<name>``)."""
@@ -51,6 +93,18 @@ EXPERIMENTS: dict[str, Experiment] = {
                    "mini_xception", 6, _XCEPTION_TRAINING),
         Experiment("phase3_mini_xception_7", "Phase 3: mini-Xception, 7 classes",
                    "mini_xception", 7, _XCEPTION_TRAINING),
+        # FER+ (Barsoum et al. 2016): the same images, 8 classes, the crowd's votes as targets. The
+        # architecture is a placeholder until the project's own model is chosen; the schedule is
+        # mini-Xception's. Rows a mode drops (no majority; unknown or not a face) are not trained on.
+        Experiment("ferplus_majority", "FER+ majority vote, 8 classes (mini-Xception for now)",
+                   "mini_xception", 8, _XCEPTION_TRAINING, targets="ferplus_majority"),
+        Experiment("ferplus_crossentropy", "FER+ vote distribution (cross-entropy), 8 classes (mini-Xception for now)",
+                   "mini_xception", 8, _XCEPTION_TRAINING, targets="ferplus_crossentropy"),
+        # Distillation (Hinton et al. 2015): mini-Xception (58,423 parameters) learns the teacher's
+        # probabilities softened at T = 2, mixed with 20 % of the one-hot label; the epoch is chosen
+        # on PublicTest's true labels. The teacher file is a parameter (train --teacher PATH).
+        Experiment("distilled_mini_xception_7", "mini-Xception, 7 classes, distilled from our best model",
+                   "mini_xception", 7, _XCEPTION_TRAINING, distillation=DistillationConfig()),
     )
 }
 
@@ -62,11 +116,37 @@ def get_experiment(name: str) -> Experiment:
         raise KeyError(f"Unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}") from None
 
 
-def prepare_splits(experiment: Experiment, dataset, max_images_per_split: int | None = None, seed: int = 0):
+def prepare_splits(
+    experiment: Experiment, dataset, max_images_per_split: int | None = None, seed: int = 0, *, ferplus_votes=None
+):
     """Official splits of ``dataset`` in the experiment's label space, optionally subsampled.
 
     Subsampling (for the CI profile) is stratified-by-chance with a fixed seed, never the full run.
+    FER+ experiments get every split under FER+ majority labels, the images without a majority
+    left out: the sets they are chosen and evaluated on. Their votes are ``ferplus_votes`` or
+    found by :func:`fer_utils.config.find_ferplus_csv`.
     """
+    official = _official_splits(experiment, dataset, max_images_per_split, seed)
+    if not experiment.uses_ferplus:
+        return official
+    from fer_utils.ferplus import load_ferplus_for
+
+    votes = ferplus_votes if ferplus_votes is not None else load_ferplus_for(dataset)
+    return _with_ferplus_labels(official, votes)
+
+
+def _with_ferplus_labels(splits, votes):
+    from fer_utils.ferplus import with_ferplus_labels
+
+    return replace(
+        splits,
+        train=with_ferplus_labels(splits.train, votes),
+        validation=with_ferplus_labels(splits.validation, votes),
+        test=with_ferplus_labels(splits.test, votes) if splits.test is not None else None,
+    )
+
+
+def _official_splits(experiment: Experiment, dataset, max_images_per_split: int | None, seed: int):
     from fer_utils.splits import official_splits
 
     if experiment.merge_disgust:
@@ -90,19 +170,49 @@ def _first_shuffled(dataset, count: int, seed: int):
 
 
 def run_experiment(experiment: Experiment, dataset, run_dir=None, max_images_per_split: int | None = None):
-    """Train (resuming if interrupted, or reloading if finished) one experiment on ``dataset``."""
+    """Train (resuming if interrupted, or reloading if finished) one experiment on ``dataset``.
+
+    Returns the training result and the splits to evaluate on (for FER+ experiments, under FER+
+    majority labels; they may train on more images, see :func:`training_set`).
+    """
+    from fer_utils.distillation import train_distilled
+    from fer_utils.ferplus import load_ferplus_for
     from fer_utils.models import build_model
     from fer_utils.training import train_model
 
-    splits = prepare_splits(experiment, dataset, max_images_per_split)
-    result = train_model(
-        lambda: build_model(experiment.architecture, experiment.num_classes, **experiment.model_options),
-        splits.train,
-        splits.validation,
-        run_dir or experiment.run_dir(),
-        experiment.training,
-    )
+    votes = load_ferplus_for(dataset) if experiment.uses_ferplus else None
+    official = _official_splits(experiment, dataset, max_images_per_split, seed=0)
+    splits = _with_ferplus_labels(official, votes) if votes is not None else official
+    train, train_targets = training_set(experiment, official.train, votes)
+    run_dir = run_dir or experiment.run_dir()
+
+    def build():
+        return build_model(experiment.architecture, experiment.num_classes, **experiment.model_options)
+
+    if experiment.distillation is not None:
+        result = train_distilled(build, train, splits.validation, run_dir, experiment.training,
+                                 experiment.distillation, experiment.class_names)
+    else:
+        result = train_model(build, train, splits.validation, run_dir, experiment.training,
+                             train_targets=train_targets)
     return result, splits
+
+
+def training_set(experiment: Experiment, official_train, ferplus_votes=None):
+    """The images an experiment fits on and their targets (``None``: one-hot of the labels).
+
+    ``official_train`` is the Training split in the experiment's FER2013 label space. A FER+
+    experiment trains on the images its mode keeps (the distribution mode keeps images without a
+    majority) with the mode's targets, given ``ferplus_votes`` (:func:`fer_utils.ferplus.load_ferplus_for`).
+    """
+    mode = TARGET_KINDS[experiment.targets]
+    if mode is None:
+        return official_train, None
+    if ferplus_votes is None:
+        raise ValueError(f"Experiment {experiment.name!r} trains on FER+ targets: pass the FER+ votes")
+    from fer_utils.ferplus import ferplus_training_set
+
+    return ferplus_training_set(official_train, ferplus_votes, mode)
 
 
 SPLIT_PROTOCOL = (
@@ -123,10 +233,9 @@ def record_results(experiment: Experiment, result, splits, dataset, paths) -> di
 
     from fer_utils import reporting
     from fer_utils.evaluation import evaluate_split
-    from fer_utils.labels import class_names_for
     from fer_utils.model_io import load_model_with_metadata, save_model_with_metadata, update_metadata
 
-    class_names = class_names_for(experiment.num_classes)
+    class_names = experiment.class_names
     model_path = paths.models / f"{experiment.name}.keras"
     history = result.history
     best = history.iloc[result.best_epoch - 1]
@@ -146,6 +255,7 @@ def record_results(experiment: Experiment, result, splits, dataset, paths) -> di
         "training_config": experiment.training.to_json(),
         "best_epoch_val_accuracy": float(best["val_accuracy"]),
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+        **_label_metadata(experiment, result.run_dir),
     }
     save_model_with_metadata(result.model, model_path, dict(metadata))
     model, sidecar = load_model_with_metadata(model_path)
@@ -166,3 +276,20 @@ def record_results(experiment: Experiment, result, splits, dataset, paths) -> di
     reporting.write_metrics(experiment.name, metrics, paths)
     reporting.write_results_table(paths)
     return {**metrics, "evaluations": evaluations}
+
+
+def _label_metadata(experiment: Experiment, run_dir) -> dict:
+    """Sidecar entries saying which labels the metrics are on and what the model was trained on."""
+    import hashlib
+
+    trained_on = "teacher probabilities (see distillation)" if experiment.distillation else experiment.targets
+    entries: dict = {"labels": experiment.labels_description, "training_targets": trained_on}
+    if experiment.uses_ferplus:
+        ferplus_file = config.find_ferplus_csv(warn_on_sample=False).path
+        entries["ferplus_file"] = ferplus_file.name
+        entries["ferplus_sha256"] = hashlib.sha256(ferplus_file.read_bytes()).hexdigest()
+    if experiment.distillation is not None:
+        from fer_utils.distillation import read_targets_record
+
+        entries["distillation"] = {**experiment.distillation.to_json(), **read_targets_record(run_dir)}
+    return entries

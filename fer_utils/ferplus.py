@@ -16,7 +16,7 @@ result is *unknown* or *not a face* are dropped, as in the paper's reference imp
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +192,56 @@ def majority_labels(votes: np.ndarray) -> np.ndarray:
     """FER+ majority label per image (index into ``FERPLUS_CLASSES``), ``-1`` where dropped."""
     targets, keep = ferplus_targets(votes, "majority")
     return np.where(keep, targets.argmax(axis=1), -1)
+
+
+# --------------------------------------------------------------------------------------------
+# FER2013 images under FER+ labels
+# --------------------------------------------------------------------------------------------
+
+
+def load_ferplus_for(dataset: FERDataset, path: str | os.PathLike[str] | None = None) -> FERPlusVotes:
+    """The FER+ votes for ``dataset``'s file, found like every data file, checked to line up with it.
+
+    Lookup: ``path``, then ``$FERPLUS_CSV``, then ``data/raw/``, then the committed sample. The
+    sample's votes cover only the FER2013 sample, so pairing them with any other FER2013 file is
+    refused up front with what to set, instead of failing later on a row position. Returns the
+    whole file's votes (``aligned_with`` indexes them by row).
+    """
+    source = config.find_ferplus_csv(path, warn_on_sample=False)
+    if source.is_sample and not dataset.is_sample:
+        raise FileNotFoundError(
+            f"No FER+ label file for {dataset.source}: only the committed sample's ({source.path}) was "
+            "found, and it covers only the FER2013 sample. Give the real fer2013new.csv (--ferplus), "
+            "set FERPLUS_CSV or put it in data/raw/."
+        )
+    votes = load_ferplus(source.path)
+    votes.aligned_with(dataset)  # raises, naming the row, when the two files do not line up
+    return votes
+
+
+def with_ferplus_labels(dataset: FERDataset, votes: FERPlusVotes) -> FERDataset:
+    """``dataset`` under FER+ majority labels (:data:`FERPLUS_CLASSES`), images without one left out.
+
+    This is the FER+ paper's test protocol ("accuracy on the majority labels"), so every FER+
+    model is evaluated and chosen on it whatever targets it was trained on. ``votes`` are the
+    whole file's (as :func:`load_ferplus` returns them); ``dataset`` may be any subset.
+    """
+    labels = majority_labels(votes.aligned_with(dataset).votes)
+    keep = labels >= 0
+    source = votes.source.name if votes.source else "FER+ votes"
+    note = f"labels: FER+ majority vote of {source}; {int((~keep).sum())} of {len(dataset)} images without a majority left out"
+    return replace(
+        dataset.subset(keep), labels=labels[keep], class_names=FERPLUS_CLASSES, notes=(*dataset.notes, note)
+    )
+
+
+def ferplus_training_set(dataset: FERDataset, votes: FERPlusVotes, mode: str) -> tuple[FERDataset, np.ndarray]:
+    """The images a FER+ target mode trains on and their ``(N, 8)`` targets, row for row.
+
+    Each mode keeps its own images (the distribution modes keep images without a majority, which
+    the majority mode drops). ``labels`` hold each image's leading emotion, for stratification
+    and per-class counts; training uses the returned targets.
+    """
+    targets, keep = ferplus_targets(votes.aligned_with(dataset).votes, mode)
+    kept = replace(dataset.subset(keep), labels=targets[keep].argmax(axis=1), class_names=FERPLUS_CLASSES)
+    return kept, targets[keep]

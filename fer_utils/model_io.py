@@ -8,6 +8,7 @@ measured metrics. ``evaluate`` reads the sidecar to map labels to the model's cl
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,21 @@ INPUT_CONTRACT = {
     "range": "raw grey levels 0-255; the model normalises them itself (x / 127.5 - 1)",
     "colour": "grayscale face crop, 48x48",
 }
+
+
+#: Modules whose Keras layers can appear in a saved model; importing one registers its layers.
+#: (Imported on demand, not at the top: ``calibration`` imports this module.)
+CUSTOM_LAYER_MODULES: tuple[str, ...] = (
+    "fer_utils.augmentation",  # RandomAffine
+    "fer_utils.calibration",  # TemperatureScaling
+    "fer_utils.model_wrappers",  # FaceView (test-time augmentation); ensembles use stock layers
+)
+
+
+def register_custom_layers() -> None:
+    """Register every custom layer of the project with Keras, so ``keras.models.load_model`` finds them."""
+    for module in CUSTOM_LAYER_MODULES:
+        importlib.import_module(module)
 
 
 class ModelFileError(ValueError):
@@ -67,6 +83,7 @@ def load_model_with_metadata(path: str | os.PathLike[str]) -> tuple[keras.Model,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Model file {path} does not exist")
+    register_custom_layers()
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # Keras raises many types for a corrupt or foreign file

@@ -1,0 +1,193 @@
+"""Knowledge distillation: a small student trained on a bigger teacher's probabilities.
+
+Hinton, Vinyals and Dean (2015, arXiv:1503.02531): the teacher's full probability vector says
+which wrong classes are *nearly* right (a fearful face that looks surprised), which one-hot labels
+cannot. The student here is trained with the project's one training function on targets
+
+    (1 - hard_label_weight) * softmax(log p_teacher / T) + hard_label_weight * one_hot(label)
+
+Cross-entropy is linear in the target, so this is exactly Hinton's weighted sum of the soft and the
+hard loss. Two simplifications, both documented choices: the student is trained at temperature 1
+(its saved softmax is the one evaluated), so no ``T**2`` factor is needed; and the teacher's
+targets are computed once, on the un-augmented Training faces, then paired with their augmented
+versions during training ("offline" distillation: a flip or a 10 % shift does not change an
+expression, and it keeps the teacher out of the training loop).
+
+The targets are computed once per run and written atomically into the run directory, with the
+teacher file's SHA-256 and the settings, so a resumed run trains on exactly the same targets, and
+a run directory is never continued with another teacher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from fer_utils import config
+from fer_utils.calibration import apply_temperature
+from fer_utils.evaluation import predict_probabilities
+from fer_utils.fer2013 import FERDataset
+from fer_utils.training import TrainingConfig, TrainingResult, one_hot, train_model
+
+TARGETS_FILE = "teacher_targets.npz"
+DEFAULT_TEACHER = "models/own_model_7.keras"
+
+
+@dataclass(frozen=True)
+class DistillationConfig:
+    """Which teacher, how much to soften it, and how much of the hard label to keep.
+
+    ``teacher`` is a ``.keras`` file saved by this project (its sidecar names its classes); a
+    relative path is taken from the project root.
+    """
+
+    teacher: str = DEFAULT_TEACHER
+    temperature: float = 2.0
+    hard_label_weight: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise ValueError(f"The distillation temperature must be a positive number, got {self.temperature}")
+        if not 0.0 <= self.hard_label_weight <= 1.0:
+            raise ValueError(f"hard_label_weight must be between 0 and 1, got {self.hard_label_weight}")
+
+    @property
+    def teacher_path(self) -> Path:
+        path = Path(self.teacher).expanduser()
+        return path if path.is_absolute() else config.PROJECT_ROOT / path
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class DistillationError(ValueError):
+    """A teacher that does not fit the student, or a run directory made with another teacher."""
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def teacher_probabilities(teacher: keras.Model, images: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """The teacher's class probabilities for raw faces, softened by ``temperature`` (1: unchanged)."""
+    probabilities = predict_probabilities(teacher, images)
+    if temperature != 1.0:
+        probabilities = apply_temperature(probabilities, temperature)
+    return probabilities.astype(np.float32)
+
+
+def mix_with_labels(soft_targets: np.ndarray, labels: np.ndarray, hard_label_weight: float) -> np.ndarray:
+    """``(1 - w) * soft + w * one_hot(labels)``: Hinton's weighted soft and hard objectives in one target."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= soft_targets.shape[1]):
+        raise ValueError(f"Labels {labels.min()}..{labels.max()} do not index the teacher's {soft_targets.shape[1]} classes")
+    hard = one_hot(labels, soft_targets.shape[1])
+    return ((1.0 - hard_label_weight) * soft_targets + hard_label_weight * hard).astype(np.float32)
+
+
+def _load_teacher(settings: DistillationConfig, class_names: tuple[str, ...]) -> keras.Model:
+    from fer_utils.model_io import load_model_with_metadata
+
+    path = settings.teacher_path
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Teacher model {path} does not exist. Distillation needs a trained teacher with the student's "
+            f"classes; train and save it first, or name another with --teacher PATH."
+        )
+    teacher, metadata = load_model_with_metadata(path)
+    teacher_classes = tuple(metadata["class_names"])
+    if teacher_classes != tuple(class_names):
+        raise DistillationError(
+            f"Teacher {path} predicts {list(teacher_classes)}, but the student learns {list(class_names)}"
+        )
+    return teacher
+
+
+def distillation_targets(
+    run_dir: str | os.PathLike[str],
+    train: FERDataset,
+    settings: DistillationConfig,
+    class_names: tuple[str, ...],
+) -> np.ndarray:
+    """The student's training targets for ``train``: read from ``run_dir`` or computed once and stored.
+
+    Raises :class:`DistillationError` when ``run_dir`` holds targets made for other images, another
+    temperature or weight, or (when the teacher file is there to compare) another teacher.
+    """
+    path = Path(run_dir) / TARGETS_FILE
+    if path.exists():
+        return _read_cached_targets(path, train, settings)
+    teacher = _load_teacher(settings, class_names)
+    soft = teacher_probabilities(teacher, train.images, settings.temperature)
+    targets = mix_with_labels(soft, train.labels, settings.hard_label_weight)
+    _write_targets_atomic(path, targets, train.row_index, settings, file_sha256(settings.teacher_path))
+    return targets
+
+
+def _write_targets_atomic(path: Path, targets: np.ndarray, row_index: np.ndarray,
+                          settings: DistillationConfig, teacher_sha256: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".npz.partial")
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            np.savez(
+                temp_file, targets=targets, row_index=row_index, teacher_file=np.array(settings.teacher_path.name),
+                teacher_sha256=np.array(teacher_sha256), temperature=np.array(settings.temperature),
+                hard_label_weight=np.array(settings.hard_label_weight),
+            )
+        os.replace(temp_name, path)
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
+
+
+def read_targets_record(run_dir: str | os.PathLike[str]) -> dict:
+    """What a run's stored targets were made from: teacher file and SHA-256, temperature, weight."""
+    with np.load(Path(run_dir) / TARGETS_FILE, allow_pickle=False) as stored:
+        return {"teacher_file": str(stored["teacher_file"]), "teacher_sha256": str(stored["teacher_sha256"]),
+                "temperature": float(stored["temperature"]), "hard_label_weight": float(stored["hard_label_weight"])}
+
+
+def _read_cached_targets(path: Path, train: FERDataset, settings: DistillationConfig) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as stored:
+        targets, row_index = stored["targets"], stored["row_index"]
+    record = read_targets_record(path.parent)
+    problems = []
+    if not np.array_equal(row_index, train.row_index):
+        problems.append(f"they are for {len(row_index)} other images (this run has {len(train)})")
+    if record["temperature"] != settings.temperature:
+        problems.append(f"temperature {record['temperature']} (now {settings.temperature})")
+    if record["hard_label_weight"] != settings.hard_label_weight:
+        problems.append(f"hard_label_weight {record['hard_label_weight']} (now {settings.hard_label_weight})")
+    if settings.teacher_path.is_file() and file_sha256(settings.teacher_path) != record["teacher_sha256"]:
+        problems.append(f"another teacher file (SHA-256 {record['teacher_sha256'][:12]}..., now {settings.teacher_path})")
+    if problems:
+        raise DistillationError(
+            f"{path} holds the targets this run started with, but {'; '.join(problems)}. Use another run "
+            "directory or delete this one to start again."
+        )
+    return targets
+
+
+def train_distilled(
+    build_student: Callable[[], keras.Model],
+    train: FERDataset,
+    validation: FERDataset,
+    run_dir: str | os.PathLike[str],
+    training: TrainingConfig,
+    settings: DistillationConfig,
+    class_names: tuple[str, ...],
+) -> TrainingResult:
+    """Train (or resume) a student on the teacher's targets; the epoch is chosen on true labels.
+
+    Validation keeps the one-hot labels of ``validation``, so the best epoch is the one whose
+    student is best at the real task, not the one that imitates the teacher best.
+    """
+    targets = distillation_targets(run_dir, train, settings, class_names)
+    return train_model(build_student, train, validation, run_dir, training, train_targets=targets)
