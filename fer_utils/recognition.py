@@ -22,7 +22,7 @@ from typing import Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from fer_utils.face_detection import FACE_SIZE, FaceDetector, crop_faces
+from fer_utils.face_detection import DEFAULT_CROP_MARGIN, FACE_SIZE, FaceDetector, crop_faces
 
 
 @runtime_checkable
@@ -194,11 +194,6 @@ def timed_stage(timings: Counter | None, stage: str) -> Iterator[None]:
     timings[stage] += time.perf_counter() - started
 
 
-#: Crop margin around the cascade's box. The Haar box is about the size of a FER2013 face (0.94
-#: of it, centred), so no margin reproduces the framing the models were trained on best: with the
-#: phase-1 CNN on a composed clip of 244 PublicTest faces, label accuracy on detected faces was
-#: 61.7% at margin 0.0, 54.2% at 0.1 and 47.4% at 0.2 (benchmarks/bench_video.py --margin).
-DEFAULT_CROP_MARGIN = 0.0
 
 
 class EmotionRecognizer:

@@ -39,12 +39,12 @@ import greengrasssdk
 import numpy as np
 
 if __package__:  # inside fer_utils
-    from ..face_detection import DEFAULT_CASCADE_FILE, FaceDetector, crop_faces
+    from ..face_detection import DEFAULT_CASCADE_FILE, DEFAULT_CROP_MARGIN, FaceDetector, crop_faces
     from .cpu_model import CpuModel
     from .project_stream import DEFAULT_FIFO_PATH, ProjectStream
 else:  # flat in the Lambda bundle
     from cpu_model import CpuModel
-    from face_detection import DEFAULT_CASCADE_FILE, FaceDetector, crop_faces
+    from face_detection import DEFAULT_CASCADE_FILE, DEFAULT_CROP_MARGIN, FaceDetector, crop_faces
     from project_stream import DEFAULT_FIFO_PATH, ProjectStream
 
 MANIFEST_FILE = "manifest.json"
@@ -72,7 +72,7 @@ class LambdaConfig:
     stream_resolution: str = "480p"
     max_frames: int = 0
     retry_seconds: float = 1.0
-    face_margin: float = 0.1
+    face_margin: float = DEFAULT_CROP_MARGIN
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
