@@ -269,8 +269,9 @@ def _parse_pixels(pixel_fields: list[bytes], path: Path | str) -> np.ndarray:
             parsed = np.loadtxt(chunk, dtype=np.uint8, delimiter=" ", comments=None, ndmin=2)
         except ValueError:
             parsed = None
-        # loadtxt skips blank lines, so an empty pixels field shows up as a missing row
-        if parsed is None or parsed.shape != (len(chunk), PIXELS_PER_IMAGE):
+        # loadtxt skips blank lines, so an empty pixels field shows up as a missing row; it also
+        # reads "+5" as 5, which the Kaggle format (plain digits) does not allow
+        if parsed is None or parsed.shape != (len(chunk), PIXELS_PER_IMAGE) or any(b"+" in f for f in chunk):
             for offset, field_bytes in enumerate(chunk):
                 _diagnose_pixel_field(field_bytes, path, row=start + offset + 1)
             raise FER2013FormatError(path, "pixels could not be parsed (no single row to blame)")
