@@ -100,9 +100,59 @@ def _xception_module(x, filters: int, name: str, l2: float):
     return layers.Add(name=f"{name}_add")([x, residual])
 
 
+def build_fer_net(
+    num_classes: int = 7,
+    widths: tuple[int, ...] = (32, 64, 128, 256),
+    convs_per_stage: int = 2,
+    residual: bool = True,
+    dropout_rate: float = 0.1,
+    head_dropout_rate: float = 0.4,
+) -> keras.Model:
+    """This project's own network: a VGG-style stack of 3x3 convolutions sized for 48x48 faces.
+
+    One stage per width, each ``convs_per_stage`` conv-BN-ReLU layers at one resolution; stages are
+    separated by 2x2 max pooling (48 -> 24 -> 12 -> 6 pixels for four stages) and light dropout. With
+    ``residual`` every stage adds its input back (through a 1x1 projection where the width changes),
+    as in ResNet's basic block, so the stage learns a correction rather than a new representation.
+    A global average pool and one softmax layer close it; no large dense layer, unlike the phase CNN,
+    whose 4,608 x 128 dense layer holds most of its parameters.
+
+    Why this shape: on two CPU cores, wide 3x3 convolutions keep the arithmetic units busy (the
+    phase CNN trains at about 17 GMAC/s here), while mini-Xception's depthwise convolutions on
+    8-128 channels reach about 3 (``benchmarks/bench_architectures.py``). So the cheapest way to
+    a stronger model is more plain convolutions, not thinner ones. Weight decay comes from the
+    optimiser (AdamW or SGD), not from kernel regularisers.
+    """
+    inputs, x = _input_and_preprocessing()
+    for stage, filters in enumerate(widths, start=1):
+        shortcut = x
+        for index in range(1, convs_per_stage + 1):
+            name = f"stage{stage}_{index}"
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            if not (residual and index == convs_per_stage):
+                x = layers.Activation("relu", name=f"{name}_relu")(x)
+        if residual:
+            if shortcut.shape[-1] != filters:
+                shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"stage{stage}_projection")(shortcut)
+                shortcut = layers.BatchNormalization(name=f"stage{stage}_projection_bn")(shortcut)
+            x = layers.Add(name=f"stage{stage}_add")([x, shortcut])
+            x = layers.Activation("relu", name=f"stage{stage}_relu")(x)
+        if stage < len(widths):
+            x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+            if dropout_rate > 0:
+                x = layers.Dropout(dropout_rate, name=f"stage{stage}_dropout")(x)
+    x = layers.GlobalAveragePooling2D(name="global_average")(x)
+    if head_dropout_rate > 0:
+        x = layers.Dropout(head_dropout_rate, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"fer_net_{num_classes}")
+
+
 MODEL_BUILDERS = {
     "phase_cnn": build_phase_cnn,
     "mini_xception": build_mini_xception,
+    "fer_net": build_fer_net,
 }
 
 

@@ -16,6 +16,7 @@ resumed epoch, so it is reproducible from that point but not bit-identical to an
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,12 +52,36 @@ class TrainingConfig:
     reduce_lr_factor: float = 0.1
     min_learning_rate: float = 1e-6
     label_smoothing: float = 0.0
+    #: "adam" (the report's), "adamw" (decoupled weight decay) or "sgd" (Nesterov momentum 0.9)
+    optimizer: str = "adam"
+    #: decoupled weight decay per step for "adamw" and "sgd" (Loshchilov and Hutter 2019)
+    weight_decay: float = 0.0
+    #: "plateau": divide the rate by ``reduce_lr_factor`` when the monitored value stalls (the
+    #: report's); "cosine": linear warm-up for ``warmup_epochs``, then cosine decay to 0 at ``epochs``
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
+    #: mixup (Zhang et al. 2018) with this Beta(alpha, alpha) mixing; 0 turns it off
+    mixup_alpha: float = 0.0
+    #: what the best checkpoint and early stopping watch: "val_loss" or "val_accuracy"
+    monitor: str = "val_loss"
     seed: int = 1
     deterministic: bool = True
     verbose: int = 2  # Keras: one progress line per epoch
 
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("schedule", self.schedule, SCHEDULES),
+                                     ("monitor", self.monitor, MONITORS)):
+            if value not in allowed:
+                raise ValueError(f"TrainingConfig: unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+
     def to_json(self) -> dict:
         return asdict(self)
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("plateau", "cosine")
+MONITORS = ("val_loss", "val_accuracy")
 
 
 @dataclass
@@ -89,9 +114,14 @@ def make_dataset(
     *,
     shuffle: bool,
     augmenter: keras.Model | None = None,
+    mixup_alpha: float = 0.0,
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of raw-pixel faces and targets; shuffled and augmented per batch when training."""
+    """Batches of raw-pixel faces and targets; shuffled and augmented per batch when training.
+
+    With ``mixup_alpha`` each batch is blended with a shuffled copy of itself, images and targets
+    alike, by Keras's ``MixUp`` layer, after the per-image augmentation.
+    """
     dataset = tf.data.Dataset.from_tensor_slices((as_model_input(images), targets.astype(np.float32)))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -102,7 +132,18 @@ def make_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+    if mixup_alpha > 0:
+        mixup = keras.layers.MixUp(alpha=mixup_alpha, seed=seed)
+        dataset = dataset.map(_mixed(mixup), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _mixed(mixup: keras.layers.MixUp):
+    def mix(images, targets):
+        mixed = mixup({"images": images, "labels": targets}, training=True)
+        return mixed["images"], mixed["labels"]
+
+    return mix
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,9 +260,34 @@ def read_state(run_dir: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------
 
 
-def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
+def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
+    """The learning rate: a constant for "plateau" (its callback lowers it), else a per-step schedule."""
+    if config.schedule == "plateau":
+        return config.learning_rate
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    decay_steps = max(1, config.epochs * steps_per_epoch - warmup_steps)
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps, warmup_target=config.learning_rate, warmup_steps=warmup_steps
+    )
+
+
+def build_optimizer(config: TrainingConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    """The configured Keras optimiser, with its learning-rate schedule."""
+    rate = learning_rate_schedule(config, steps_per_epoch)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True,
+                                    weight_decay=config.weight_decay or None)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def compile_model(model: keras.Model, config: TrainingConfig, steps_per_epoch: int = 1) -> keras.Model:
+    """Compile with the configured optimiser; ``steps_per_epoch`` sizes a per-step schedule."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        optimizer=build_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -231,9 +297,11 @@ def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
 def _check_config(run_dir: Path, config: TrainingConfig) -> None:
     """Refuse to resume a run directory that was started with different settings (epochs aside)."""
     path = run_dir / CONFIG_FILE
-    wanted = {k: v for k, v in config.to_json().items() if k not in ("epochs", "verbose")}
+    ignored = ("epochs", "verbose")
+    wanted = {k: v for k, v in config.to_json().items() if k not in ignored}
     if path.exists():
-        stored = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("epochs", "verbose")}
+        stored = _with_defaults(json.loads(path.read_text()))
+        stored = {k: v for k, v in stored.items() if k not in ignored}
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ValueError(
@@ -241,6 +309,18 @@ def _check_config(run_dir: Path, config: TrainingConfig) -> None:
                 "use another run directory or delete this one to start again"
             )
     _write_json_atomic(path, config.to_json())
+
+
+def _with_defaults(stored: dict) -> dict:
+    """A stored config with settings added since it was written filled in with their defaults.
+
+    Settings are only ever added with a default that keeps the old behaviour, so a run started
+    before a setting existed resumes as the same run.
+    """
+    merged = TrainingConfig(epochs=stored.get("epochs", 1)).to_json()
+    for key, value in stored.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def _truncate_log(log_path: Path, epochs_kept: int) -> None:
@@ -279,14 +359,15 @@ def train_model(
     if not finished:
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
-            model = _start_or_resume(build_model, run_dir, config, state, initial_epoch)
+            steps_per_epoch = math.ceil(len(train) / config.batch_size)
+            model = _start_or_resume(build_model, run_dir, config, state, initial_epoch, steps_per_epoch)
         num_classes = int(model.output_shape[-1])
         y_train = train_targets if train_targets is not None else one_hot(train.labels, num_classes)
         y_valid = validation_targets if validation_targets is not None else one_hot(validation.labels, num_classes)
         augmenter = build_augmenter(config.augmentation, seed=config.seed + initial_epoch) if config.augment else None
         train_data = make_dataset(
             train.images, y_train, config.batch_size, shuffle=True, augmenter=augmenter,
-            seed=config.seed + initial_epoch,
+            mixup_alpha=config.mixup_alpha, seed=config.seed + initial_epoch,
         )
         validation_data = make_dataset(validation.images, y_valid, config.batch_size, shuffle=False)
         callbacks = _callbacks(run_dir, config, state)
@@ -307,12 +388,12 @@ class _null_scope:
         return False
 
 
-def _start_or_resume(build_model, run_dir, config, state, initial_epoch) -> keras.Model:
+def _start_or_resume(build_model, run_dir, config, state, initial_epoch, steps_per_epoch) -> keras.Model:
     keras.utils.set_random_seed(config.seed + initial_epoch)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     if state is None:
-        return compile_model(build_model(), config)
+        return compile_model(build_model(), config, steps_per_epoch)
     print(f"Resuming {run_dir} after epoch {initial_epoch}")
     return keras.models.load_model(run_dir / state["model_file"])
 
@@ -320,22 +401,34 @@ def _start_or_resume(build_model, run_dir, config, state, initial_epoch) -> kera
 def _callbacks(run_dir: Path, config: TrainingConfig, state: dict | None) -> list[keras.callbacks.Callback]:
     stateful = {
         "model_checkpoint": AtomicModelCheckpoint(
-            str(run_dir / BEST_MODEL_FILE), monitor="val_loss", save_best_only=True
+            str(run_dir / BEST_MODEL_FILE), monitor=config.monitor, save_best_only=True
         ),
         "early_stopping": keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience
-        ),
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
-            min_lr=config.min_learning_rate, verbose=1,
+            monitor=config.monitor, patience=config.early_stopping_patience
         ),
     }
+    if config.schedule == "plateau":
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            monitor=config.monitor, factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate, verbose=1,
+        )
     return [
         EpochTimer(),
         *stateful.values(),
         keras.callbacks.CSVLogger(str(run_dir / LOG_FILE), append=True),
         ResumeState(run_dir, stateful, state),
     ]
+
+
+def _stored_monitor(run_dir: Path) -> str:
+    path = run_dir / CONFIG_FILE
+    return json.loads(path.read_text()).get("monitor", "val_loss") if path.exists() else "val_loss"
+
+
+def _best_epoch(history: pd.DataFrame, monitor: str) -> int:
+    """The 1-based epoch whose model the checkpoint kept: lowest loss or highest accuracy."""
+    values = history[monitor]
+    return int(values.idxmax() if monitor == "val_accuracy" else values.idxmin()) + 1
 
 
 def load_run(run_dir: str | os.PathLike[str], resumed_from_epoch: int = 0) -> TrainingResult:
@@ -346,7 +439,7 @@ def load_run(run_dir: str | os.PathLike[str], resumed_from_epoch: int = 0) -> Tr
         raise FileNotFoundError(f"{run_dir} has no {BEST_MODEL_FILE}: no epoch has completed yet")
     history = pd.read_csv(run_dir / LOG_FILE)
     state = read_state(run_dir) or {}
-    best_epoch = int(history["val_loss"].idxmin()) + 1
+    best_epoch = _best_epoch(history, _stored_monitor(run_dir))
     return TrainingResult(
         model=keras.models.load_model(best_path),
         history=history,

@@ -21,7 +21,7 @@ def test_parameter_counts_match_the_report_and_the_paper(architecture, classes, 
     assert counts["non_trainable"] == non_trainable
 
 
-@pytest.mark.parametrize("architecture", ["phase_cnn", "mini_xception"])
+@pytest.mark.parametrize("architecture", ["phase_cnn", "mini_xception", "fer_net"])
 def test_models_take_raw_pixels_and_output_a_distribution(architecture):
     model = build_model(architecture, 7)
     assert model.layers[1].name == PREPROCESSING_LAYER_NAME
@@ -61,3 +61,38 @@ def test_augmentation_changes_faces_but_keeps_shape_and_range():
     assert augmented.shape == faces.shape
     assert augmented.min() >= 0 and augmented.max() <= 255
     assert not np.allclose(augmented, faces)
+
+
+def test_fer_net_stages_halve_the_resolution_and_residual_stages_project_only_on_width_changes():
+    model = build_model("fer_net", 7, widths=(16, 32), convs_per_stage=2)
+    assert model.get_layer("stage1_2_conv").output.shape[1:] == (48, 48, 16)
+    assert model.get_layer("stage2_2_conv").output.shape[1:] == (24, 24, 32)
+    projections = [layer.name for layer in model.layers if layer.name.endswith("_projection")]
+    assert projections == ["stage1_projection", "stage2_projection"]  # 1 -> 16 and 16 -> 32 channels
+    plain = build_model("fer_net", 7, widths=(16, 32), residual=False)
+    assert not any("add" in layer.name for layer in plain.layers)
+    assert parameter_counts(plain)["total"] < parameter_counts(model)["total"]
+
+
+def test_macs_of_the_phase_cnn_match_a_count_by_hand():
+    from fer_utils.model_cost import model_macs
+
+    by_hand = (48 * 48 * 9 * (1 * 32 + 32 * 32)  # block 1 at 48x48
+               + 24 * 24 * 9 * (32 * 64 + 64 * 64)  # block 2 at 24x24
+               + 12 * 12 * 9 * 64 * 128  # block 3 at 12x12
+               + 6 * 6 * 128 * 128 + 128 * 7)  # dense layers
+    assert model_macs(build_model("phase_cnn", 7)) == by_hand == 64_955_264
+
+
+def test_macs_of_separable_convolutions_count_depthwise_and_pointwise_parts():
+    import keras
+
+    from fer_utils.model_cost import model_macs
+
+    inputs = keras.Input((10, 10, 4))
+    outputs = keras.layers.SeparableConv2D(8, 3, padding="same")(inputs)
+    assert model_macs(keras.Model(inputs, outputs)) == 10 * 10 * (9 * 4 + 4 * 8)
+    ensemble_input = keras.Input((10, 10, 4))
+    member = keras.Model(inputs, outputs)
+    doubled = keras.Model(ensemble_input, keras.layers.Average()([member(ensemble_input), member(ensemble_input)]))
+    assert model_macs(doubled) == 2 * model_macs(member)
