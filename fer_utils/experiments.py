@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from fer_utils import config
+from fer_utils.augmentation import AugmentationConfig
 from fer_utils.distillation import DistillationConfig
 from fer_utils.labels import FERPLUS_CLASSES, class_names_for
 from fer_utils.training import TrainingConfig
@@ -83,6 +84,36 @@ _CNN_TRAINING = TrainingConfig(epochs=10, batch_size=64, learning_rate=1e-3, aug
 _XCEPTION_TRAINING = TrainingConfig(epochs=110, batch_size=32, learning_rate=1e-3,
                                     early_stopping_patience=50, reduce_lr_patience=12)
 
+# The project's own model (notebook 08). The levers are measured one at a time, each row adding
+# one to the row before, on a quarter-cost proxy of the final network (widths 16-128 instead of
+# 32-256: about a quarter of the MACs) for 12 epochs, so the whole ladder fits in a few hours of
+# two CPU cores. The final recipe takes the levers that paid and trains the full width longer.
+_PROXY_OPTIONS = {"widths": (16, 32, 64, 128), "residual": False}
+_ABLATION_BASE = TrainingConfig(epochs=12, batch_size=64, learning_rate=1e-3, early_stopping_patience=12,
+                                reduce_lr_patience=3, monitor="val_accuracy")
+_SGD_COSINE = replace(_ABLATION_BASE, optimizer="sgd", learning_rate=0.05, weight_decay=5e-4,
+                      schedule="cosine", warmup_epochs=1)
+_ERASING = AugmentationConfig(erasing_probability=0.5)
+#: (name, what the row adds, model options, training): each row keeps everything above it
+ABLATION_LADDER = (
+    ("ablation_1_plain", "plain VGG-style stack, Adam, rate cut on plateaus (the phases' recipe)",
+     _PROXY_OPTIONS, _ABLATION_BASE),
+    ("ablation_2_residual", "+ residual stages", {**_PROXY_OPTIONS, "residual": True}, _ABLATION_BASE),
+    ("ablation_3_sgd_cosine", "+ SGD with Nesterov momentum, weight decay, warm-up and cosine decay",
+     {**_PROXY_OPTIONS, "residual": True}, _SGD_COSINE),
+    ("ablation_4_label_smoothing", "+ label smoothing 0.1",
+     {**_PROXY_OPTIONS, "residual": True}, replace(_SGD_COSINE, label_smoothing=0.1)),
+    ("ablation_5_random_erasing", "+ random erasing (half of the faces)",
+     {**_PROXY_OPTIONS, "residual": True}, replace(_SGD_COSINE, label_smoothing=0.1, augmentation=_ERASING)),
+    ("ablation_6_mixup", "+ mixup (alpha 0.2)",
+     {**_PROXY_OPTIONS, "residual": True},
+     replace(_SGD_COSINE, label_smoothing=0.1, augmentation=_ERASING, mixup_alpha=0.2)),
+)
+#: The final recipe: full width (32-64-128-256, 1.2 M parameters, 121 M MACs per face), 40 epochs.
+_OWN_TRAINING = replace(_SGD_COSINE, epochs=40, warmup_epochs=2, early_stopping_patience=40,
+                        label_smoothing=0.1, augmentation=_ERASING)
+_FERPLUS_TRAINING = replace(_OWN_TRAINING, epochs=30, early_stopping_patience=30, label_smoothing=0.0)
+
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
     for experiment in (
@@ -93,16 +124,20 @@ EXPERIMENTS: dict[str, Experiment] = {
                    "mini_xception", 6, _XCEPTION_TRAINING),
         Experiment("phase3_mini_xception_7", "Phase 3: mini-Xception, 7 classes",
                    "mini_xception", 7, _XCEPTION_TRAINING),
-        # FER+ (Barsoum et al. 2016): the same images, 8 classes, the crowd's votes as targets. The
-        # architecture is a placeholder until the project's own model is chosen; the schedule is
-        # mini-Xception's. Rows a mode drops (no majority; unknown or not a face) are not trained on.
-        Experiment("ferplus_majority", "FER+ majority vote, 8 classes (mini-Xception for now)",
-                   "mini_xception", 8, _XCEPTION_TRAINING, targets="ferplus_majority"),
-        Experiment("ferplus_crossentropy", "FER+ vote distribution (cross-entropy), 8 classes (mini-Xception for now)",
-                   "mini_xception", 8, _XCEPTION_TRAINING, targets="ferplus_crossentropy"),
-        # Distillation (Hinton et al. 2015): mini-Xception (58,423 parameters) learns the teacher's
-        # probabilities softened at T = 2, mixed with 20 % of the one-hot label; the epoch is chosen
-        # on PublicTest's true labels. The teacher file is a parameter (train --teacher PATH).
+        *(Experiment(name, f"Ablation: {adds}", "fer_net", 7, training, model_options=options)
+          for name, adds, options, training in ABLATION_LADDER),
+        # Two members of the same recipe with different seeds; the saved own model (own_model_7,
+        # notebook 08) averages them over each face and its mirror.
+        Experiment("own_net_7_seed1", "Own network, 7 classes (ensemble member, seed 1)", "fer_net", 7, _OWN_TRAINING),
+        Experiment("own_net_7_seed2", "Own network, 7 classes (ensemble member, seed 2)", "fer_net", 7,
+                   replace(_OWN_TRAINING, seed=2)),
+        # FER+ (Barsoum et al. 2016): the same images, 8 classes, the crowd's votes as targets, on
+        # the own network and recipe (without label smoothing: the vote distributions are already
+        # soft). Rows a mode drops (no majority; unknown or not a face) are not trained on.
+        Experiment("ferplus_majority", "FER+ majority vote, 8 classes (own network)",
+                   "fer_net", 8, _FERPLUS_TRAINING, targets="ferplus_majority"),
+        Experiment("ferplus_crossentropy", "FER+ vote distribution (cross-entropy), 8 classes (own network)",
+                   "fer_net", 8, _FERPLUS_TRAINING, targets="ferplus_crossentropy"),
         Experiment("distilled_mini_xception_7", "mini-Xception, 7 classes, distilled from our best model",
                    "mini_xception", 7, _XCEPTION_TRAINING, distillation=DistillationConfig()),
     )
@@ -231,12 +266,7 @@ def record_results(experiment: Experiment, result, splits, dataset, paths) -> di
     import keras
     import tensorflow as tf
 
-    from fer_utils import reporting
-    from fer_utils.evaluation import evaluate_split
-    from fer_utils.model_io import load_model_with_metadata, save_model_with_metadata, update_metadata
-
     class_names = experiment.class_names
-    model_path = paths.models / f"{experiment.name}.keras"
     history = result.history
     best = history.iloc[result.best_epoch - 1]
     metadata = {
@@ -257,23 +287,41 @@ def record_results(experiment: Experiment, result, splits, dataset, paths) -> di
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
         **_label_metadata(experiment, result.run_dir),
     }
-    save_model_with_metadata(result.model, model_path, dict(metadata))
-    model, sidecar = load_model_with_metadata(model_path)
+    return record_model(experiment.name, result.model, metadata, splits, paths,
+                        architecture=experiment.architecture, num_classes=experiment.num_classes)
+
+
+def record_model(name: str, model, metadata: dict, splits, paths, *, architecture: str, num_classes: int) -> dict:
+    """Save ``model`` as ``<models>/<name>.keras`` with ``metadata``, evaluate the saved file on
+    every split, and write its metrics and the results table.
+
+    Shared by trained experiments (:func:`record_results`) and models composed from them (an
+    ensemble with test-time augmentation), so every row of the results table is measured the
+    same way: from the file as saved, as ``python -m fer_utils evaluate`` would.
+    """
+    from fer_utils import reporting
+    from fer_utils.evaluation import evaluate_split
+    from fer_utils.model_io import load_model_with_metadata, save_model_with_metadata, update_metadata
+
+    model_path = paths.models / f"{name}.keras"
+    save_model_with_metadata(model, model_path, dict(metadata))
+    saved_model, sidecar = load_model_with_metadata(model_path)
+    class_names = tuple(sidecar["class_names"])
     named = {"Training": splits.train, "PublicTest": splits.validation}
     if splits.test is not None:
         named["PrivateTest"] = splits.test
-    evaluations = {name: evaluate_split(model, data, class_names, name) for name, data in named.items()}
+    evaluations = {split: evaluate_split(saved_model, data, class_names, split) for split, data in named.items()}
     sidecar = update_metadata(
-        model_path, {"metrics": {name: evaluation.as_dict() for name, evaluation in evaluations.items()}}
+        model_path, {"metrics": {split: evaluation.as_dict() for split, evaluation in evaluations.items()}}
     )
     metrics = {
         **metadata,
-        "architecture": experiment.architecture,
-        "num_classes": experiment.num_classes,
+        "architecture": architecture,
+        "num_classes": num_classes,
         "parameters": sidecar["parameters"],
         "splits": sidecar["metrics"],
     }
-    reporting.write_metrics(experiment.name, metrics, paths)
+    reporting.write_metrics(name, metrics, paths)
     reporting.write_results_table(paths)
     return {**metrics, "evaluations": evaluations}
 

@@ -95,8 +95,12 @@ def plot_pixel_histograms(named_arrays: dict[str, np.ndarray], bins: int = 64, t
     return figure
 
 
-def plot_learning_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Loss, accuracy and learning rate per epoch (training and PublicTest)."""
+def plot_learning_curves(history: pd.DataFrame, title: str = "", best_epoch: int | None = None) -> plt.Figure:
+    """Loss, accuracy and learning rate per epoch (training and PublicTest).
+
+    A dotted line marks ``best_epoch`` (1-based; by default the epoch of lowest PublicTest loss,
+    which is the one the phase runs keep).
+    """
     epochs = np.arange(1, len(history) + 1)
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for axis, metric in zip(axes[:2], ("loss", "accuracy")):
@@ -105,7 +109,7 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
         axis.set_xlabel("epoch")
         axis.set_title(metric)
         axis.legend(fontsize=8)
-    best = int(history["val_loss"].idxmin())
+    best = (best_epoch - 1) if best_epoch else int(history["val_loss"].idxmin())
     axes[0].axvline(best + 1, color="grey", linestyle=":", linewidth=1)
     axes[1].axvline(best + 1, color="grey", linestyle=":", linewidth=1)
     if "learning_rate" in history:
@@ -114,6 +118,20 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
     axes[2].set_title("learning rate")
     axes[2].set_xlabel("epoch")
     figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_validation_curves(histories: dict[str, pd.DataFrame], metric: str = "val_accuracy",
+                           title: str = "") -> plt.Figure:
+    """One PublicTest curve per run on shared axes, to compare runs epoch by epoch."""
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for name, history in histories.items():
+        axis.plot(np.arange(1, len(history) + 1), history[metric], marker=".", label=name)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric.replace("val_", "PublicTest "))
+    axis.set_title(title)
+    axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     return figure
 

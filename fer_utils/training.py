@@ -152,7 +152,9 @@ def _mixed(mixup: keras.layers.MixUp):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds ``epoch_seconds`` to the logs, so the CSV log records how long every epoch took."""
+    """Adds ``epoch_seconds`` and ``learning_rate`` to the logs, so the CSV log records how long
+    every epoch took and at which rate it ended (also under a per-step schedule, which no Keras
+    callback logs)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -160,6 +162,7 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._started
+            logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
