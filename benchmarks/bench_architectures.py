@@ -26,6 +26,7 @@ from fer_utils.training import TrainingConfig, compile_model, make_dataset, one_
 CANDIDATES: dict[str, tuple[str, dict]] = {
     "phase CNN": ("phase_cnn", {}),
     "mini-Xception": ("mini_xception", {}),
+    "fer_net 16-128 x2": ("fer_net", {"widths": (16, 32, 64, 128), "residual": False}),
     "fer_net 32-256 x2": ("fer_net", {"widths": (32, 64, 128, 256)}),
     "fer_net 32-256 x3": ("fer_net", {"widths": (32, 64, 128, 256), "convs_per_stage": 3}),
     "fer_net 48-384 x2": ("fer_net", {"widths": (48, 96, 192, 384)}),

@@ -423,6 +423,22 @@ def _callbacks(run_dir: Path, config: TrainingConfig, state: dict | None) -> lis
     ]
 
 
+def _check_log_is_complete(history: pd.DataFrame, log_path: Path) -> None:
+    """Refuse a log with missing or repeated epochs: the best epoch, the epochs run and the
+    learning curves are all read from its rows, so a hole would shift every one of them.
+
+    (It happens when the file is replaced under a running ``CSVLogger``, for example by restoring
+    it from version control: the logger keeps writing to the old, now invisible, file.)
+    """
+    expected = list(range(len(history)))
+    if "epoch" in history and history["epoch"].tolist() != expected:
+        missing = sorted(set(range(int(history["epoch"].max()) + 1)) - set(history["epoch"]))
+        raise ValueError(
+            f"{log_path}: the epoch column is not 0, 1, 2, ... (missing epochs {missing[:10]}, "
+            f"{len(history)} rows); restore the missing rows, e.g. from the run's console output"
+        )
+
+
 def _stored_monitor(run_dir: Path) -> str:
     path = run_dir / CONFIG_FILE
     return json.loads(path.read_text()).get("monitor", "val_loss") if path.exists() else "val_loss"
@@ -441,6 +457,7 @@ def load_run(run_dir: str | os.PathLike[str], resumed_from_epoch: int = 0) -> Tr
     if not best_path.exists():
         raise FileNotFoundError(f"{run_dir} has no {BEST_MODEL_FILE}: no epoch has completed yet")
     history = pd.read_csv(run_dir / LOG_FILE)
+    _check_log_is_complete(history, run_dir / LOG_FILE)
     state = read_state(run_dir) or {}
     best_epoch = _best_epoch(history, _stored_monitor(run_dir))
     return TrainingResult(

@@ -107,3 +107,12 @@ def test_kill_minus_nine_then_resume_finishes_the_run(tmp_path):
     assert list(log["epoch"]) == list(range(8))
     assert [p.name for p in run_dir.glob("*.partial*")] == []
     assert Path(run_dir / "best.keras").stat().st_size > 0
+
+
+def test_a_log_with_a_hole_is_refused_with_the_missing_epochs_named(tmp_path, sample_splits):
+    train, validation = sample_splits
+    train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=3))
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    log.drop(index=1).to_csv(tmp_path / "training_log.csv", index=False)
+    with pytest.raises(ValueError, match=r"training_log.csv.*missing epochs \[1\]"):
+        train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=3))
