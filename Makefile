@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 PROFILE ?= auto
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: pipeline test unit-tests notebook-tests benchmarks clean-runs
+.PHONY: pipeline test unit-tests notebook-tests benchmarks train-queue clean-runs
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,19 @@ notebook-tests: $(INSTALLED)
 benchmarks: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_training.py --rounds 5
+	$(BIN)/python benchmarks/bench_architectures.py
+
+## Every long training run, in the order the notebooks need them (days on two CPU cores). Each
+## resumes where it stopped, so after an interruption run the same command again. The distilled
+## student comes last, after notebook 08 has composed models/own_model_7.keras (its teacher):
+##   make pipeline PROFILE=full ... --only 08_own_model.ipynb, then
+##   python -m fer_utils train distilled_mini_xception_7
+TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_6 phase2_cnn \
+	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
+	ablation_5_random_erasing ablation_6_mixup own_net_7_seed1 own_net_7_seed2 \
+	ferplus_majority ferplus_crossentropy
+train-queue: $(INSTALLED)
+	$(BIN)/python -m fer_utils train $(TRAIN_QUEUE)
 
 clean-runs:
 	rm -rf reports/runs

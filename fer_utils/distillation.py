@@ -29,6 +29,7 @@ from typing import Callable
 
 import keras
 import numpy as np
+import pandas as pd
 
 from fer_utils import config
 from fer_utils.calibration import apply_temperature
@@ -71,8 +72,23 @@ class DistillationError(ValueError):
     """A teacher that does not fit the student, or a run directory made with another teacher."""
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def weights_sha256(model: keras.Model) -> str:
+    """SHA-256 of a model's weights, in order: what the teacher *is*, whatever file holds it.
+
+    Not the file's own checksum: Keras stamps the save time into every ``.keras`` file, so the same
+    teacher saved again (notebook 08 re-run) gets new bytes, and a resumed student would be refused.
+    """
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def teacher_file_sha256(path: Path) -> str:
+    """:func:`weights_sha256` of the model saved at ``path``."""
+    from fer_utils.model_io import load_model_with_metadata
+
+    return weights_sha256(load_model_with_metadata(path)[0])
 
 
 def teacher_probabilities(teacher: keras.Model, images: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -127,19 +143,19 @@ def distillation_targets(
     teacher = _load_teacher(settings, class_names)
     soft = teacher_probabilities(teacher, train.images, settings.temperature)
     targets = mix_with_labels(soft, train.labels, settings.hard_label_weight)
-    _write_targets_atomic(path, targets, train.row_index, settings, file_sha256(settings.teacher_path))
+    _write_targets_atomic(path, targets, train.row_index, settings, weights_sha256(teacher))
     return targets
 
 
 def _write_targets_atomic(path: Path, targets: np.ndarray, row_index: np.ndarray,
-                          settings: DistillationConfig, teacher_sha256: str) -> None:
+                          settings: DistillationConfig, teacher_weights_sha256: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".npz.partial")
     try:
         with os.fdopen(handle, "wb") as temp_file:
             np.savez(
                 temp_file, targets=targets, row_index=row_index, teacher_file=np.array(settings.teacher_path.name),
-                teacher_sha256=np.array(teacher_sha256), temperature=np.array(settings.temperature),
+                teacher_weights_sha256=np.array(teacher_weights_sha256), temperature=np.array(settings.temperature),
                 hard_label_weight=np.array(settings.hard_label_weight),
             )
         os.replace(temp_name, path)
@@ -150,7 +166,8 @@ def _write_targets_atomic(path: Path, targets: np.ndarray, row_index: np.ndarray
 def read_targets_record(run_dir: str | os.PathLike[str]) -> dict:
     """What a run's stored targets were made from: teacher file and SHA-256, temperature, weight."""
     with np.load(Path(run_dir) / TARGETS_FILE, allow_pickle=False) as stored:
-        return {"teacher_file": str(stored["teacher_file"]), "teacher_sha256": str(stored["teacher_sha256"]),
+        return {"teacher_file": str(stored["teacher_file"]),
+                "teacher_weights_sha256": str(stored["teacher_weights_sha256"]),
                 "temperature": float(stored["temperature"]), "hard_label_weight": float(stored["hard_label_weight"])}
 
 
@@ -165,8 +182,9 @@ def _read_cached_targets(path: Path, train: FERDataset, settings: DistillationCo
         problems.append(f"temperature {record['temperature']} (now {settings.temperature})")
     if record["hard_label_weight"] != settings.hard_label_weight:
         problems.append(f"hard_label_weight {record['hard_label_weight']} (now {settings.hard_label_weight})")
-    if settings.teacher_path.is_file() and file_sha256(settings.teacher_path) != record["teacher_sha256"]:
-        problems.append(f"another teacher file (SHA-256 {record['teacher_sha256'][:12]}..., now {settings.teacher_path})")
+    if settings.teacher_path.is_file() and teacher_file_sha256(settings.teacher_path) != record["teacher_weights_sha256"]:
+        problems.append(f"another teacher (weights SHA-256 {record['teacher_weights_sha256'][:12]}..., "
+                        f"not those of {settings.teacher_path})")
     if problems:
         raise DistillationError(
             f"{path} holds the targets this run started with, but {'; '.join(problems)}. Use another run "
@@ -191,3 +209,53 @@ def train_distilled(
     """
     targets = distillation_targets(run_dir, train, settings, class_names)
     return train_model(build_student, train, validation, run_dir, training, train_targets=targets)
+
+
+# --------------------------------------------------------------------------------------------
+# The teacher, as notebook 10 finds and inspects it
+# --------------------------------------------------------------------------------------------
+
+#: The notebook that trains and saves the default teacher (``own_model_7.keras``).
+TEACHER_NOTEBOOK = "08_own_model.ipynb"
+
+
+def resolve_teacher(models_dir: str | os.PathLike[str], teacher_model: str | os.PathLike[str]) -> Path:
+    """The teacher file ``teacher_model`` in ``models_dir`` (an absolute path is taken as it is).
+
+    Raises ``FileNotFoundError`` naming the missing file and the notebook that writes it, so a
+    distillation run never starts, or silently skips, without its teacher.
+    """
+    if not str(teacher_model).strip():
+        raise ValueError("No teacher model named: give the .keras file of a trained 7-class model")
+    path = Path(models_dir) / Path(teacher_model).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Teacher model {path} does not exist. Notebook {TEACHER_NOTEBOOK} trains and saves it "
+            f"(own_model_7.keras) into this models folder: run it first under the same profile "
+            f"(python -m fer_utils pipeline --profile PROFILE --only {TEACHER_NOTEBOOK}), or name another "
+            "saved 7-class model with the teacher_model parameter."
+        )
+    return path
+
+
+def temperature_softening(probabilities: np.ndarray, temperatures=(1.0, 2.0, 4.0)) -> pd.DataFrame:
+    """How much each temperature softens a model's probabilities, on average over the images.
+
+    One row per temperature (``softmax(log p / T)``, as the distillation targets are made): the
+    mean probability of the top class and of the runner-up, and the mean entropy in bits (at most
+    ``log2`` of the number of classes, for a uniform guess).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] == 0 or probabilities.shape[1] < 2:
+        raise ValueError(f"Expected probabilities shaped (images, classes >= 2), got {probabilities.shape}")
+    rows = {}
+    for temperature in temperatures:
+        softened = apply_temperature(probabilities, float(temperature))
+        ranked = np.sort(softened, axis=1)[:, ::-1]
+        entropy = -(softened * np.log2(np.clip(softened, 1e-12, 1.0))).sum(axis=1)
+        rows[float(temperature)] = {"mean top probability": float(ranked[:, 0].mean()),
+                                    "mean runner-up probability": float(ranked[:, 1].mean()),
+                                    "mean entropy (bits)": float(entropy.mean())}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "temperature"
+    return table

@@ -24,7 +24,7 @@ import pandas as pd
 
 from fer_utils import config
 from fer_utils.fer2013 import KNOWN_USAGES, FERDataset
-from fer_utils.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
+from fer_utils.labels import FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
 
 UNKNOWN_COLUMN, NOT_A_FACE_COLUMN = 8, 9
 TARGET_MODES = ("majority", "probability", "crossentropy")
@@ -245,3 +245,126 @@ def ferplus_training_set(dataset: FERDataset, votes: FERPlusVotes, mode: str) ->
     targets, keep = ferplus_targets(votes.aligned_with(dataset).votes, mode)
     kept = replace(dataset.subset(keep), labels=targets[keep].argmax(axis=1), class_names=FERPLUS_CLASSES)
     return kept, targets[keep]
+
+
+# --------------------------------------------------------------------------------------------
+# The crowd's votes against FER2013's single labels (notebook 09)
+# --------------------------------------------------------------------------------------------
+
+#: Column of :func:`label_crosstab` for images without a FER+ majority (or judged unknown / not a face).
+NO_MAJORITY = "no majority"
+
+
+def images_kept_per_mode(
+    votes: np.ndarray, usage: np.ndarray, modes: tuple[str, ...] = TARGET_MODES
+) -> pd.DataFrame:
+    """How many images each target mode keeps, per split and in all.
+
+    ``votes`` are raw ``(N, 10)`` vote rows and ``usage`` their Usage values. One row per split
+    present (official order) and a last row ``"all"``; columns ``images``, then the count each mode
+    keeps (:func:`ferplus_targets`): the majority mode drops images without a strict majority, every
+    mode drops those whose result is *unknown* or *not a face*.
+    """
+    votes, usage = np.asarray(votes), np.asarray(usage)
+    if len(votes) != len(usage):
+        raise ValueError(f"Expected one Usage value per vote row ({len(votes)}), got {len(usage)}")
+    keep = {mode: ferplus_targets(votes, mode)[1] for mode in modes}
+    present = set(usage.tolist())
+    names = [name for name in KNOWN_USAGES if name in present] + sorted(present - set(KNOWN_USAGES))
+    rows = {}
+    for name in [*names, "all"]:
+        mask = np.ones(len(usage), dtype=bool) if name == "all" else usage == name
+        rows[name] = {"images": int(mask.sum()), **{mode: int(keep[mode][mask].sum()) for mode in modes}}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["images", *modes]).astype(int)
+    table.index.name = "split"
+    return table
+
+
+def _check_labels_and_majority(fer2013_labels, ferplus_majority, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(fer2013_labels, dtype=np.int64)
+    majority = np.asarray(ferplus_majority, dtype=np.int64)
+    if labels.ndim != 1 or labels.shape != majority.shape:
+        raise ValueError(f"labels {labels.shape} and FER+ majority labels {majority.shape} must be equal-length 1-D arrays")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"FER2013 labels must be 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+    if majority.size and (majority.min() < -1 or majority.max() >= len(FERPLUS_CLASSES)):
+        raise ValueError(f"FER+ majority labels must be -1..{len(FERPLUS_CLASSES) - 1}, got {majority.min()}..{majority.max()}")
+    return labels, majority
+
+
+def label_crosstab(
+    fer2013_labels: np.ndarray,
+    ferplus_majority: np.ndarray,
+    fer2013_classes: tuple[str, ...] = FER2013_CLASSES,
+    normalise: bool = False,
+) -> pd.DataFrame:
+    """Original FER2013 label (rows) against the FER+ majority (columns, then :data:`NO_MAJORITY`).
+
+    ``ferplus_majority`` is what :func:`majority_labels` returns (``-1``: no majority, unknown or not
+    a face). Every class has its row and column, zeros included. Counts by default; with
+    ``normalise`` each row is divided by its total (where the crowd puts that FER2013 class), a class
+    without images keeping a row of zeros.
+    """
+    labels, majority = _check_labels_and_majority(fer2013_labels, ferplus_majority, len(fer2013_classes))
+    counts = np.zeros((len(fer2013_classes), len(FERPLUS_CLASSES) + 1), dtype=np.int64)
+    np.add.at(counts, (labels, np.where(majority >= 0, majority, len(FERPLUS_CLASSES))), 1)
+    index = pd.Index(list(fer2013_classes), name="FER2013 label")
+    columns = pd.Index([*FERPLUS_CLASSES, NO_MAJORITY], name="FER+ majority")
+    if not normalise:
+        return pd.DataFrame(counts, index=index, columns=columns)
+    totals = counts.sum(axis=1, keepdims=True)
+    return pd.DataFrame(np.divide(counts, np.maximum(totals, 1)), index=index, columns=columns)
+
+
+def _ferplus_to_fer2013_index() -> np.ndarray:
+    """FER+ class index -> FER2013 class index by name; ``-1`` for Contempt (no FER2013 class)."""
+    from fer_utils.error_analysis import FERPLUS_TO_FER2013
+
+    return np.array([FER2013_CLASSES.index(FERPLUS_TO_FER2013[name]) if FERPLUS_TO_FER2013[name] else -1
+                     for name in FERPLUS_CLASSES], dtype=np.int64)
+
+
+def label_agreement(fer2013_labels: np.ndarray, ferplus_majority: np.ndarray) -> float:
+    """Share of the images with a FER+ majority whose majority is their FER2013 label (7 classes).
+
+    Classes are matched by name; a Contempt majority (no FER2013 class) counts as a disagreement.
+    Images without a majority are left out; ``nan`` when no image has one.
+    """
+    labels, majority = _check_labels_and_majority(fer2013_labels, ferplus_majority, len(FER2013_CLASSES))
+    with_majority = majority >= 0
+    if not with_majority.any():
+        return float("nan")
+    mapped = _ferplus_to_fer2013_index()[majority[with_majority]]
+    return float((mapped == labels[with_majority]).mean())
+
+
+def crowd_label_accuracy(
+    probabilities: np.ndarray, class_names: tuple[str, ...], ferplus_majority: np.ndarray
+) -> tuple[float, int]:
+    """Accuracy against the FER+ majority in the seven classes FER2013 and FER+ share.
+
+    Puts a model trained on FER2013's labels (``class_names`` the 7 FER2013 classes) and a FER+
+    model (the 8 FER+ classes; its Contempt output is ignored, the prediction is its most probable
+    of the other seven) on the same footing: both are scored on the images whose crowd majority
+    is one of the shared classes. Returns ``(accuracy, images scored)``; ``nan`` accuracy when no
+    image qualifies.
+    """
+    probabilities = np.asarray(probabilities)
+    majority = np.asarray(ferplus_majority, dtype=np.int64)
+    if probabilities.ndim != 2 or probabilities.shape != (len(majority), len(class_names)):
+        raise ValueError(f"Expected probabilities shaped ({len(majority)}, {len(class_names)}), got {probabilities.shape}")
+    if majority.size and (majority.min() < -1 or majority.max() >= len(FERPLUS_CLASSES)):
+        raise ValueError(f"FER+ majority labels must be -1..{len(FERPLUS_CLASSES) - 1}, got {majority.min()}..{majority.max()}")
+    to_fer2013 = _ferplus_to_fer2013_index()
+    if tuple(class_names) == FER2013_CLASSES:
+        predictions = probabilities.argmax(axis=1)
+    elif tuple(class_names) == FERPLUS_CLASSES:
+        shared = np.flatnonzero(to_fer2013 >= 0)
+        predictions = to_fer2013[shared[probabilities[:, shared].argmax(axis=1)]]
+    else:
+        raise ValueError(f"Cannot score classes {list(class_names)} on FER+ labels; expected the 7 FER2013 or the 8 FER+ classes")
+    truth = np.where(majority >= 0, to_fer2013[np.maximum(majority, 0)], -1)
+    scored = truth >= 0
+    if not scored.any():
+        return float("nan"), 0
+    return float((predictions[scored] == truth[scored]).mean()), int(scored.sum())

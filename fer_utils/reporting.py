@@ -41,9 +41,15 @@ def read_all_metrics(paths: config.ArtifactPaths) -> list[dict]:
 
 
 def results_table(all_metrics: list[dict]) -> pd.DataFrame:
-    """One row per experiment: classes, parameters, epochs, time, PublicTest (and PrivateTest)."""
+    """One row per experiment: classes, parameters, epochs, time, PublicTest (and PrivateTest).
+
+    Metrics files without an ``experiment`` entry (a notebook's own summary) are not rows and are
+    left out, so one such file cannot break every later ``record_results``.
+    """
     rows = []
     for metrics in all_metrics:
+        if "experiment" not in metrics:
+            continue
         splits = metrics.get("splits", {})
         row = {
             "experiment": metrics["experiment"],

@@ -6,13 +6,13 @@ import pytest
 from fer_utils import cli, config, models
 from fer_utils.calibration import apply_temperature
 from fer_utils.distillation import (
-    TARGETS_FILE, DistillationConfig, DistillationError, distillation_targets, file_sha256, mix_with_labels,
+    TARGETS_FILE, DistillationConfig, DistillationError, distillation_targets, mix_with_labels, teacher_file_sha256,
     read_targets_record, teacher_probabilities,
 )
 from fer_utils.experiments import Experiment, get_experiment, record_results, run_experiment
 from fer_utils.fer2013 import load_fer2013
 from fer_utils.labels import FER2013_CLASSES, MERGED_CLASSES
-from fer_utils.model_io import save_model_with_metadata
+from fer_utils.model_io import load_model_with_metadata, save_model_with_metadata
 from fer_utils.training import TrainingConfig
 from helpers.tiny_models import tiny_cnn
 
@@ -67,7 +67,7 @@ def test_targets_are_computed_once_and_reused(train, teacher_file, tmp_path):
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
     assert (run_dir / TARGETS_FILE).exists() and not list(run_dir.glob("*.partial"))
     record = read_targets_record(run_dir)
-    assert record == {"teacher_file": "teacher.keras", "teacher_sha256": file_sha256(teacher_file),
+    assert record == {"teacher_file": "teacher.keras", "teacher_weights_sha256": teacher_file_sha256(teacher_file),
                       "temperature": 2.0, "hard_label_weight": 0.2}
     teacher_file.unlink()  # a resumed run needs only the stored targets
     np.testing.assert_array_equal(distillation_targets(run_dir, train, settings, FER2013_CLASSES), targets)
@@ -81,8 +81,11 @@ def test_a_run_is_never_continued_with_other_targets(train, teacher_file, tmp_pa
         distillation_targets(run_dir, train, DistillationConfig(teacher=str(teacher_file), temperature=4.0), FER2013_CLASSES)
     with pytest.raises(DistillationError, match="other images"):
         distillation_targets(run_dir, train.subset(slice(0, 10)), settings, FER2013_CLASSES)
+    same_teacher, metadata = load_model_with_metadata(teacher_file)
+    save_model_with_metadata(same_teacher, teacher_file, metadata)  # saved again: new bytes, same weights
+    np.testing.assert_array_equal(distillation_targets(run_dir, train, settings, FER2013_CLASSES).shape, (64, 7))
     save_model_with_metadata(tiny_cnn(7), teacher_file, {"experiment": "another teacher"})
-    with pytest.raises(DistillationError, match="another teacher file"):
+    with pytest.raises(DistillationError, match="another teacher"):
         distillation_targets(run_dir, train, settings, FER2013_CLASSES)
 
 
@@ -130,7 +133,7 @@ def test_distilled_run_records_its_teacher(sample, teacher_file, tmp_path, monke
     result, splits = run_experiment(experiment, sample, run_dir=tmp_path / "run")
     assert (tmp_path / "run" / TARGETS_FILE).exists() and result.epochs_run == 1
     recorded = record_results(experiment, result, splits, sample, config.artifact_paths(tmp_path / "artifacts").ensure())
-    assert recorded["distillation"]["teacher_sha256"] == file_sha256(teacher_file)
+    assert recorded["distillation"]["teacher_weights_sha256"] == teacher_file_sha256(teacher_file)
     assert recorded["distillation"]["temperature"] == 2.0
     assert recorded["training_targets"].startswith("teacher") and recorded["labels"] == "FER2013 labels"
     assert recorded["splits"]["PublicTest"]["n_images"] == 140

@@ -1,0 +1,27 @@
+"""The results table: one row per experiment's metrics file, other metrics files left out."""
+
+from __future__ import annotations
+
+from fer_utils import config, reporting
+
+
+def _paths(tmp_path) -> config.ArtifactPaths:
+    return config.artifact_paths(tmp_path / "artifacts").ensure()
+
+
+def test_a_notebook_summary_in_the_metrics_folder_is_not_a_row(tmp_path):
+    paths = _paths(tmp_path)
+    reporting.write_metrics("phase1_cnn", {"experiment": "phase1_cnn", "architecture": "phase_cnn", "num_classes": 7,
+                                           "parameters": {"total": 10}, "epochs_run": 2, "training_seconds": 60,
+                                           "splits": {"PublicTest": {"accuracy": 0.5}}}, paths)
+    reporting.write_metrics("08_own_model", {"summary": {"PublicTest accuracy": 0.7}}, paths)
+    table = reporting.results_table(reporting.read_all_metrics(paths))
+    assert table["experiment"].tolist() == ["phase1_cnn"]
+    markdown = reporting.write_results_table(paths)
+    assert "phase1_cnn" in markdown and "50.00%" in markdown and "08_own_model" not in markdown
+
+
+def test_no_experiment_yet_gives_the_placeholder(tmp_path):
+    paths = _paths(tmp_path)
+    reporting.write_metrics("08_own_model", {"summary": {}}, paths)
+    assert reporting.write_results_table(paths) == "_No experiment has finished yet._"
