@@ -241,3 +241,26 @@ def test_evaluate_command_on_tta_and_ensemble_files(members, tmp_path, capsys):
         assert report["accuracy"] == round(library.accuracy, 6) and report["loss"] == round(library.loss, 6)
         labels = library.labels
         assert library.accuracy == pytest.approx((expected_probabilities.argmax(axis=1) == labels).mean())
+
+
+def test_record_model_on_an_ensemble_with_tta_matches_the_evaluate_command(tmp_path, capsys):
+    """Notebook 08's saved model: members averaged over each face and its mirror, in one file."""
+    from fer_utils.experiments import SPLIT_PROTOCOL, record_model
+    from fer_utils.splits import official_splits
+
+    data = load_fer2013(config.SAMPLE_FER2013_CSV)
+    splits = official_splits(data)
+    member_paths = [save_model_with_metadata(tiny_cnn(7), tmp_path / f"member{i}.keras", {"experiment": f"member{i}"})
+                    for i in (1, 2)]
+    composed, entries = ensemble_from_files(member_paths, name="own_model_test")
+    paths = config.artifact_paths(tmp_path / "artifacts").ensure()
+    recorded = record_model("own_model_test", with_flip_tta(composed), {"experiment": "own_model_test", **entries,
+                                                                         "split_protocol": SPLIT_PROTOCOL},
+                            splits, paths, architecture="ensemble + mirror", num_classes=7)
+    assert recorded["parameters"]["total"] == 2 * tiny_cnn(7).count_params()
+    assert (paths.metrics / "own_model_test.json").exists() and "own_model_test" in (paths.root / "results.md").read_text()
+    code = cli.main(["evaluate", str(paths.models / "own_model_test.keras"), "--csv", str(config.SAMPLE_FER2013_CSV), "--json"])
+    assert code == cli.EXIT_OK
+    report = json.loads(capsys.readouterr().out)["splits"]["PublicTest"]
+    assert report["accuracy"] == recorded["splits"]["PublicTest"]["accuracy"]
+    assert report["loss"] == recorded["splits"]["PublicTest"]["loss"]
