@@ -110,6 +110,8 @@ ABLATION_LADDER = (
      replace(_SGD_COSINE, label_smoothing=0.1, augmentation=_ERASING, mixup_alpha=0.2)),
 )
 #: The final recipe: full width (32-64-128-256, 1.2 M parameters, 121 M MACs per face), 40 epochs.
+#: Written before the ladder ran, with the levers expected to pay; check it against the ladder's
+#: table (notebook 08) before the members start, and drop any lever that cost a point or more.
 _OWN_TRAINING = replace(_SGD_COSINE, epochs=40, warmup_epochs=2, early_stopping_patience=40,
                         label_smoothing=0.1, augmentation=_ERASING)
 _FERPLUS_TRAINING = replace(_OWN_TRAINING, epochs=30, early_stopping_patience=30, label_smoothing=0.0)

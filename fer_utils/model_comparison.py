@@ -14,11 +14,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fer_utils.experiments import EXPERIMENTS
 from fer_utils.preprocessing import as_model_input
 
-#: The saved models of the three phases, in phase order (``models/<name>.keras``).
-PHASE_MODEL_NAMES: tuple[str, ...] = tuple(EXPERIMENTS)
+#: The saved models notebook 06 compares, in order (``models/<name>.keras``): the three phases,
+#: the own model of notebook 08 and its distilled student. Not the FER+ models, whose 8 classes and
+#: crowd labels are another task (notebook 09), nor the ablation runs, which are never saved there.
+PHASE_MODEL_NAMES: tuple[str, ...] = (
+    "phase1_cnn", "phase2_cnn", "phase3_mini_xception_6", "phase3_mini_xception_7",
+    "own_model_7", "distilled_mini_xception_7",
+)
 
 
 def find_phase_models(models_dir: str | os.PathLike[str],
