@@ -140,6 +140,9 @@ EXPERIMENTS: dict[str, Experiment] = {
                    "fer_net", 8, _FERPLUS_TRAINING, targets="ferplus_majority"),
         Experiment("ferplus_crossentropy", "FER+ vote distribution (cross-entropy), 8 classes (own network)",
                    "fer_net", 8, _FERPLUS_TRAINING, targets="ferplus_crossentropy"),
+        # Distillation (Hinton et al. 2015): mini-Xception (58,423 parameters) learns the teacher's
+        # probabilities softened at T = 2, mixed with 20 % of the one-hot label; the epoch is chosen
+        # on PublicTest's true labels. The teacher file is a parameter (train --teacher PATH).
         Experiment("distilled_mini_xception_7", "mini-Xception, 7 classes, distilled from our best model",
                    "mini_xception", 7, _XCEPTION_TRAINING, distillation=DistillationConfig()),
     )

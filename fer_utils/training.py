@@ -86,7 +86,8 @@ MONITORS = ("val_loss", "val_accuracy")
 
 @dataclass
 class TrainingResult:
-    """The best model (lowest validation loss) and the full history of a run."""
+    """The best model (by the run's monitor: lowest PublicTest loss, or highest accuracy) and the
+    full history of a run."""
 
     model: keras.Model
     history: pd.DataFrame
