@@ -117,9 +117,9 @@ def build_fer_net(
     A global average pool and one softmax layer close it; no large dense layer, unlike the phase CNN,
     whose 4,608 x 128 dense layer holds most of its parameters.
 
-    Why this shape: on two CPU cores, wide 3x3 convolutions keep the arithmetic units busy (the
-    phase CNN trains at about 17 GMAC/s here), while mini-Xception's depthwise convolutions on
-    8-128 channels reach about 3 (``benchmarks/bench_architectures.py``). So the cheapest way to
+    Why this shape: on two CPU cores, wide 3x3 convolutions keep the arithmetic units busy (15-23
+    GMAC/s of training here), while mini-Xception's depthwise convolutions on 8-128 channels reach
+    about 3 (``benchmarks/bench_architectures.py``, ``reports/benchmarks.md``). So the cheapest way to
     a stronger model is more plain convolutions, not thinner ones. Weight decay comes from the
     optimiser (AdamW or SGD), not from kernel regularisers.
     """
