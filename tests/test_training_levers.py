@@ -60,7 +60,6 @@ def test_optimisers_are_keras_own_with_decoupled_weight_decay():
 
 
 def test_mixup_blends_images_and_targets_alike():
-    rng = np.random.default_rng(0)
     faces = np.stack([np.zeros((48, 48)), np.full((48, 48), 255)] * 8).astype(np.uint8)
     targets = one_hot(np.array([0, 1] * 8), 7)
     images, mixed = next(iter(make_dataset(faces, targets, 16, shuffle=False, mixup_alpha=1.0, seed=3)))
@@ -69,7 +68,6 @@ def test_mixup_blends_images_and_targets_alike():
     assert (mixed.max(axis=1) < 1).any(), "alpha 1.0 should blend some pairs of different classes"
     # an image that is a blend of black and white carries the same blend in its target
     np.testing.assert_allclose(images[:, 0, 0, 0] / 255.0, mixed[:, 1], atol=1e-4)
-    del rng
 
 
 def test_random_erasing_replaces_a_rectangle_with_noise():
