@@ -23,6 +23,8 @@ REPORTS_DIR: Path = PROJECT_ROOT / "reports"
 FIGURES_DIR: Path = REPORTS_DIR / "figures"
 METRICS_DIR: Path = REPORTS_DIR / "metrics"
 RUNS_DIR: Path = REPORTS_DIR / "runs"
+#: Logs of runs replaced after a mistake was found, kept so the mistake stays measurable.
+SUPERSEDED_RUNS_DIR: Path = REPORTS_DIR / "superseded"
 MODELS_DIR: Path = PROJECT_ROOT / "models"
 CHECKPOINTS_DIR: Path = MODELS_DIR / "checkpoints"
 EXPORTS_DIR: Path = MODELS_DIR / "exports"  # edge formats: models/exports/<model stem>/

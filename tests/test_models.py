@@ -36,6 +36,12 @@ def test_mini_xception_has_no_dense_layer():
     assert not [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
 
 
+def test_mini_xception_penalises_only_the_stem_as_the_published_keras_2_code_did():
+    model = build_model("mini_xception", 7)
+    penalised = [layer.name for layer in model.layers if layer.losses]
+    assert penalised == ["stem1_conv", "stem2_conv"]
+
+
 def test_unknown_architecture_is_named_in_the_error():
     with pytest.raises(ValueError, match="resnet"):
         build_model("resnet", 7)
