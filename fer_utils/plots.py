@@ -124,12 +124,16 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "", best_epoch: int
 
 def plot_validation_curves(histories: dict[str, pd.DataFrame], metric: str = "val_accuracy",
                            title: str = "") -> plt.Figure:
-    """One PublicTest curve per run on shared axes, to compare runs epoch by epoch."""
+    """One curve per run on shared axes, to compare runs epoch by epoch.
+
+    ``metric`` is a column of the training log: PublicTest accuracy by default, or a training
+    column such as ``accuracy``, which shows under- and overfitting that PublicTest alone hides.
+    """
     figure, axis = plt.subplots(figsize=(8, 4))
     for name, history in histories.items():
         axis.plot(np.arange(1, len(history) + 1), history[metric], marker=".", label=name)
     axis.set_xlabel("epoch")
-    axis.set_ylabel(metric.replace("val_", "PublicTest "))
+    axis.set_ylabel(metric.replace("val_", "PublicTest ") if metric.startswith("val_") else f"training {metric}")
     axis.set_title(title)
     axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
