@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {data-check,train,evaluate,pipeline,export,video,deeplens-package} ...``.
+"""Command line: ``python -m fer_utils {data-check,train,progress,evaluate,pipeline,export,video,deeplens-package} ...``.
 
 Every command exits 0 on success, 2 on bad arguments or input files, 1 on other failures, and
 prints one clear line on standard error for the expected problems.
@@ -58,6 +58,41 @@ def _train(args: argparse.Namespace) -> int:
             flush=True,
         )
     return EXIT_OK
+
+
+def _progress(args: argparse.Namespace) -> int:
+    from fer_utils.experiments import EXPERIMENTS, get_experiment
+    from fer_utils.run_progress import progress_table, run_progress
+
+    names = args.experiments or list(EXPERIMENTS)
+    checkpoints = Path(args.checkpoints) if args.checkpoints else None
+    models = checkpoints.parent if checkpoints else None  # the layout is <models>/checkpoints/<run>
+    table = progress_table([run_progress(get_experiment(name), checkpoints, models) for name in names])
+    if args.json:
+        print(table.reset_index().to_json(orient="records", indent=2))
+        return EXIT_OK
+    print(_format_progress(table).to_string())
+    left = table["hours_left"].sum()
+    print(f"at most {left:.1f} hours of training left for the runs started (early stopping may end some sooner)")
+    return EXIT_OK
+
+
+def _format_progress(table):
+    """Human-readable columns: '70/110' epochs, '60.85% (69)' best, minutes and hours."""
+    def best(row):
+        if row.best_epoch is None or row.best_epoch != row.best_epoch:  # None or NaN
+            return "-"
+        return f"{100 * row.best_publictest_accuracy:.2f}% ({int(row.best_epoch)})"
+
+    def amount(value, unit, scale=1.0):
+        return "-" if value is None or value != value else f"{value * scale:.1f} {unit}"
+
+    return table.assign(
+        epochs=[f"{done}/{planned}" for done, planned in zip(table.epochs_done, table.epochs_planned)],
+        best_publictest=[best(row) for row in table.itertuples()],
+        epoch_time=[amount(seconds, "min", 1 / 60) for seconds in table.median_epoch_seconds],
+        left=[amount(hours, "h") for hours in table.hours_left],
+    )[["status", "epochs", "best_publictest", "epoch_time", "left"]]
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -130,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-images", type=int, help="subsample every split (smoke tests only)")
     train.add_argument("--teacher", help="teacher .keras file of a distillation experiment (default: the experiment's)")
     train.set_defaults(handler=_train)
+
+    progress = commands.add_parser("progress", help="where each training run stands: epochs, best PublicTest accuracy, hours left")
+    progress.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="default: every experiment")
+    progress.add_argument("--checkpoints", help="checkpoint root (default models/checkpoints); recorded models are looked for in its parent")
+    progress.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    progress.set_defaults(handler=_progress)
 
     pipeline = commands.add_parser("pipeline", help="run the numbered notebooks with papermill")
     pipeline.add_argument("--profile", default="auto",
