@@ -5,6 +5,8 @@ Compares four input paths on the same model and the same in-memory images:
   tf.data        this project's pipeline without augmentation
   tf.data + aug  this project's pipeline with the training augmentation (RandomAffine: one warp)
   stock layers   the same augmentation from Keras's RandomFlip/Rotation/Translation/Zoom (three warps)
+  XLA fit        plain fit of the same model compiled with jit_compile=True (Keras turns XLA off
+                 on CPU-only machines by default; this shows whether that default costs anything)
 The machine is shared and its speed drifts, so the variants are measured in interleaved rounds
 (one epoch of each per round, after a warm-up epoch of each) and each figure is the median over
 rounds. Target: augmentation costs at most 15 % against plain fit.
@@ -26,18 +28,21 @@ from fer_utils.models import build_model
 from fer_utils.preprocessing import as_model_input
 from fer_utils.training import compile_model, make_dataset, one_hot
 
-VARIANTS = ("plain fit", "tf.data", "tf.data+aug", "stock layers")
+VARIANTS = ("plain fit", "tf.data", "tf.data+aug", "stock layers", "XLA fit")
 
 
-def epoch_runners(model, faces, targets, batch):
-    """One callable per variant, each running one epoch."""
+def epoch_runners(model, xla_model, faces, targets, batch):
+    """One callable per variant, each running one epoch (``xla_model``: the same model, jit-compiled)."""
     x = as_model_input(faces)
     datasets = {
         "tf.data": make_dataset(faces, targets, batch, shuffle=True),
         "tf.data+aug": make_dataset(faces, targets, batch, shuffle=True, augmenter=build_augmenter()),
         "stock layers": make_dataset(faces, targets, batch, shuffle=True, augmenter=build_layerwise_augmenter()),
     }
-    runners = {"plain fit": lambda: model.fit(x, targets, batch_size=batch, epochs=1, verbose=0)}
+    runners = {
+        "plain fit": lambda: model.fit(x, targets, batch_size=batch, epochs=1, verbose=0),
+        "XLA fit": lambda: xla_model.fit(x, targets, batch_size=batch, epochs=1, verbose=0),
+    }
     for name, data in datasets.items():
         runners[name] = lambda data=data: model.fit(data, epochs=1, verbose=0, shuffle=False)
     return runners
@@ -65,15 +70,19 @@ def main() -> None:
     faces = rng.integers(0, 256, size=(args.images, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, size=args.images)
     print(f"{args.images} images per epoch; medians of {args.rounds} interleaved rounds; images/s")
-    print(f"{'experiment':<24}{'batch':>6}" + "".join(f"{v:>14}" for v in VARIANTS) + f"{'aug cost':>10}{'stock cost':>12}")
+    print(f"{'experiment':<24}{'batch':>6}" + "".join(f"{v:>14}" for v in VARIANTS) + f"{'aug cost':>10}{'stock cost':>12}{'XLA/plain':>11}")
     for name in args.experiments:
         experiment = EXPERIMENTS[name]
         batch = experiment.training.batch_size
-        model = compile_model(build_model(experiment.architecture, experiment.num_classes), experiment.training)
-        rates = measure(epoch_runners(model, faces, one_hot(labels, experiment.num_classes), batch), args.images, args.rounds)
+        model, xla_model = (compile_model(build_model(experiment.architecture, experiment.num_classes), experiment.training)
+                            for _ in range(2))
+        xla_model.jit_compile = True
+        targets = one_hot(labels, experiment.num_classes)
+        rates = measure(epoch_runners(model, xla_model, faces, targets, batch), args.images, args.rounds)
         plain = rates["plain fit"]
         print(f"{name:<24}{batch:>6}" + "".join(f"{rates[v]:>14.0f}" for v in VARIANTS)
-              + f"{100 * (1 - rates['tf.data+aug'] / plain):>9.1f}%{100 * (1 - rates['stock layers'] / plain):>11.1f}%",
+              + f"{100 * (1 - rates['tf.data+aug'] / plain):>9.1f}%{100 * (1 - rates['stock layers'] / plain):>11.1f}%"
+              + f"{rates['XLA fit'] / plain:>10.2f}x",
               flush=True)
 
 
