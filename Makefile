@@ -48,7 +48,7 @@ benchmarks: $(INSTALLED)
 ##   python -m fer_utils train distilled_mini_xception_7                    (its student)
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_6 phase2_cnn \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
-	ablation_5_random_erasing ablation_6_mixup
+	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging
 train-queue: $(INSTALLED)
 	$(BIN)/python -m fer_utils train $(TRAIN_QUEUE)
 

@@ -64,6 +64,11 @@ class TrainingConfig:
     mixup_alpha: float = 0.0
     #: what the best checkpoint and early stopping watch: "val_loss" or "val_accuracy"
     monitor: str = "val_loss"
+    #: weight averaging: the optimiser keeps an exponential moving average of the weights with this
+    #: per-step momentum (Polyak averaging, Keras's ``use_ema``), and PublicTest, the best checkpoint
+    #: and the final model use the averaged weights; 0 turns it off. (A finished run continued for
+    #: more epochs goes on from the averaged weights: Keras folds them in at the last epoch.)
+    ema_momentum: float = 0.0
     seed: int = 1
     deterministic: bool = True
     verbose: int = 2  # Keras: one progress line per epoch
@@ -74,6 +79,8 @@ class TrainingConfig:
                                      ("monitor", self.monitor, MONITORS)):
             if value not in allowed:
                 raise ValueError(f"TrainingConfig: unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError(f"TrainingConfig: ema_momentum must be in [0, 1), got {self.ema_momentum}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -188,6 +195,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 #: Attributes that make up the memory of each stateful callback.
 _CALLBACK_STATE = {
+    # whether the averaged weights sit in the model (they do at every epoch end, when it is saved)
+    "swap_ema": ("_ema_weights_in_model",),
     "model_checkpoint": ("best",),
     "early_stopping": ("best", "wait", "stopped_epoch"),
     "reduce_lr": ("best", "wait", "cooldown_counter"),
@@ -278,14 +287,15 @@ def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
 
 
 def build_optimizer(config: TrainingConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
-    """The configured Keras optimiser, with its learning-rate schedule."""
+    """The configured Keras optimiser, with its learning-rate schedule and optional weight averaging."""
     rate = learning_rate_schedule(config, steps_per_epoch)
+    averaging = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay, **averaging)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True,
-                                    weight_decay=config.weight_decay or None)
-    return keras.optimizers.Adam(learning_rate=rate)
+                                    weight_decay=config.weight_decay or None, **averaging)
+    return keras.optimizers.Adam(learning_rate=rate, **averaging)
 
 
 def compile_model(model: keras.Model, config: TrainingConfig, steps_per_epoch: int = 1) -> keras.Model:
@@ -403,7 +413,13 @@ def _start_or_resume(build_model, run_dir, config, state, initial_epoch, steps_p
 
 
 def _callbacks(run_dir: Path, config: TrainingConfig, state: dict | None) -> list[keras.callbacks.Callback]:
-    stateful = {
+    stateful: dict[str, keras.callbacks.Callback] = {}
+    if config.ema_momentum:
+        # First, so that at each epoch end the averaged weights are in the model before the best
+        # checkpoint and the state are saved; the next epoch swaps the raw weights back (also after
+        # a resume, because the swap's own flag is part of the saved state).
+        stateful["swap_ema"] = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+    stateful |= {
         "model_checkpoint": AtomicModelCheckpoint(
             str(run_dir / BEST_MODEL_FILE), monitor=config.monitor, save_best_only=True
         ),

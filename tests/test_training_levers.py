@@ -11,11 +11,12 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils import config
+from fer_utils import config, training
 from fer_utils.augmentation import AugmentationConfig, build_augmenter
 from fer_utils.fer2013 import load_fer2013
 from fer_utils.training import (
-    CONFIG_FILE, TrainingConfig, build_optimizer, learning_rate_schedule, make_dataset, one_hot, train_model,
+    BEST_MODEL_FILE, CONFIG_FILE, TrainingConfig, _callbacks, build_optimizer, learning_rate_schedule,
+    make_dataset, one_hot, read_state, train_model,
 )
 from helpers.tiny_models import tiny_cnn
 
@@ -38,6 +39,8 @@ def test_unknown_settings_are_refused_by_name():
         TrainingConfig(epochs=1, schedule="step")
     with pytest.raises(ValueError, match="monitor"):
         TrainingConfig(epochs=1, monitor="accuracy")
+    with pytest.raises(ValueError, match="ema_momentum"):
+        TrainingConfig(epochs=1, ema_momentum=1.0)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_epoch():
@@ -56,7 +59,9 @@ def test_optimisers_are_keras_own_with_decoupled_weight_decay():
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == pytest.approx(5e-4)
     sgd = build_optimizer(replace(TINY, optimizer="sgd", weight_decay=5e-4))
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == pytest.approx(0.9)
-    assert type(build_optimizer(TINY)) is keras.optimizers.Adam
+    assert type(build_optimizer(TINY)) is keras.optimizers.Adam and not build_optimizer(TINY).use_ema
+    averaged = build_optimizer(replace(TINY, optimizer="sgd", ema_momentum=0.999))
+    assert averaged.use_ema and averaged.ema_momentum == pytest.approx(0.999)
 
 
 def test_mixup_blends_images_and_targets_alike():
@@ -99,10 +104,50 @@ def test_a_run_stored_before_the_levers_existed_resumes_as_the_same_run(tmp_path
     train, validation = sample_splits
     train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=1))
     stored = json.loads((tmp_path / CONFIG_FILE).read_text())
-    for added in ("optimizer", "weight_decay", "schedule", "warmup_epochs", "mixup_alpha", "monitor"):
+    for added in ("optimizer", "weight_decay", "schedule", "warmup_epochs", "mixup_alpha", "monitor", "ema_momentum"):
         del stored[added]
     del stored["augmentation"]["erasing_probability"]
     (tmp_path / CONFIG_FILE).write_text(json.dumps(stored))
     assert train_model(tiny_cnn, train, validation, tmp_path, TINY).resumed_from_epoch == 1
     with pytest.raises(ValueError, match="mixup_alpha"):
         train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, mixup_alpha=0.2))
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_weight_averaging_validates_and_saves_the_averaged_weights(tmp_path, sample_splits):
+    """PublicTest is measured on the averaged weights, and the saved models are those weights."""
+    train, validation = sample_splits
+    averaged = replace(TINY, epochs=1, ema_momentum=0.9)
+    result = train_model(tiny_cnn, train, validation, tmp_path, averaged)
+    logged = result.history["val_accuracy"].iloc[0]
+    x, y = validation.images[..., None].astype("float32"), one_hot(validation.labels, 7)
+    for saved in (tmp_path / BEST_MODEL_FILE, tmp_path / read_state(tmp_path)["model_file"]):
+        model = keras.models.load_model(saved)
+        assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(logged, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_resumed_averaging_run_trains_its_raw_weights_not_the_average(tmp_path, sample_splits, monkeypatch):
+    """The state file holds the average in the model and the raw weights in the optimiser; a
+    resumed run must swap them back before its first step, as an uninterrupted run does."""
+    train, validation = sample_splits
+    averaged = replace(TINY, epochs=2, ema_momentum=0.9)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):  # killed after epoch 1 of 2
+        patch.setattr(training, "_callbacks", lambda *args: [*_callbacks(*args), _InterruptAfterFirstEpoch()])
+        train_model(tiny_cnn, train, validation, tmp_path, averaged)
+    state = read_state(tmp_path)
+    assert state["callbacks"]["swap_ema"] == {"_ema_weights_in_model": True}
+    model = keras.models.load_model(tmp_path / state["model_file"])
+    average = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    raw = [keras.ops.convert_to_numpy(v) for v in model.optimizer._model_variables_moving_average]
+    assert any(not np.allclose(a, r) for a, r in zip(average, raw)), "momentum 0.9 should separate them"
+    callbacks = keras.callbacks.CallbackList(_callbacks(tmp_path, averaged, state), model=model)
+    callbacks.on_train_begin()
+    callbacks.on_epoch_begin(1)
+    for variable, expected in zip(model.trainable_variables, raw):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), expected)
