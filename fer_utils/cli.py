@@ -62,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _progress(args: argparse.Namespace) -> int:
     from fer_utils.experiments import EXPERIMENTS, get_experiment
-    from fer_utils.run_progress import progress_table, run_progress
+    from fer_utils.run_progress import progress_table, readable_progress_table, run_progress
 
     names = args.experiments or list(EXPERIMENTS)
     checkpoints = Path(args.checkpoints) if args.checkpoints else None
@@ -71,28 +71,10 @@ def _progress(args: argparse.Namespace) -> int:
     if args.json:
         print(table.reset_index().to_json(orient="records", indent=2))
         return EXIT_OK
-    print(_format_progress(table).to_string())
+    print(readable_progress_table(table).to_string())
     left = table["hours_left"].sum()
     print(f"at most {left:.1f} hours of training left for the runs started (early stopping may end some sooner)")
     return EXIT_OK
-
-
-def _format_progress(table):
-    """Human-readable columns: '70/110' epochs, '60.85% (69)' best, minutes and hours."""
-    def best(row):
-        if row.best_epoch is None or row.best_epoch != row.best_epoch:  # None or NaN
-            return "-"
-        return f"{100 * row.best_publictest_accuracy:.2f}% ({int(row.best_epoch)})"
-
-    def amount(value, unit, scale=1.0):
-        return "-" if value is None or value != value else f"{value * scale:.1f} {unit}"
-
-    return table.assign(
-        epochs=[f"{done}/{planned}" for done, planned in zip(table.epochs_done, table.epochs_planned)],
-        best_publictest=[best(row) for row in table.itertuples()],
-        epoch_time=[amount(seconds, "min", 1 / 60) for seconds in table.median_epoch_seconds],
-        left=[amount(hours, "h") for hours in table.hours_left],
-    )[["status", "epochs", "best_publictest", "epoch_time", "left"]]
 
 
 def _pipeline(args: argparse.Namespace) -> int:

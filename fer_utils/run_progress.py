@@ -67,7 +67,29 @@ def run_progress(experiment: Experiment, checkpoints_dir: Path | None = None,
 
 def progress_table(progresses: list[RunProgress]) -> pd.DataFrame:
     """One row per run, indexed by experiment, for printing or a notebook."""
-    return pd.DataFrame([progress.as_row() for progress in progresses]).set_index("experiment")
+    table = pd.DataFrame([progress.as_row() for progress in progresses]).set_index("experiment")
+    # None -> missing even when no run has started, so the columns stay numeric
+    numeric = {"best_epoch": "Int64", "best_publictest_accuracy": float, "median_epoch_seconds": float,
+               "hours_left": float}
+    return table.astype(numeric)
+
+
+def readable_progress_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`progress_table` for people: '70/110' epochs, '60.85% (69)' best, minutes, hours."""
+    return table.assign(
+        epochs=[f"{done}/{planned}" for done, planned in zip(table.epochs_done, table.epochs_planned)],
+        best_publictest=[_best_text(row.best_epoch, row.best_publictest_accuracy) for row in table.itertuples()],
+        epoch_time=[_amount_text(seconds / 60, "min") for seconds in table.median_epoch_seconds],
+        left=[_amount_text(hours, "h") for hours in table.hours_left],
+    )[["status", "epochs", "best_publictest", "epoch_time", "left"]]
+
+
+def _best_text(epoch, accuracy) -> str:
+    return "-" if pd.isna(epoch) else f"{100 * accuracy:.2f}% ({int(epoch)})"
+
+
+def _amount_text(value, unit: str) -> str:
+    return "-" if pd.isna(value) else f"{value:.1f} {unit}"
 
 
 def _read_log(path: Path) -> pd.DataFrame:

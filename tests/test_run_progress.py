@@ -89,3 +89,8 @@ def test_the_command_prints_epochs_and_the_best_accuracy(tmp_path, capsys):
 def test_the_command_reports_an_unknown_experiment(capsys):
     assert main(["progress", "no_such_run"]) == 2
     assert "no_such_run" in capsys.readouterr().err
+
+
+def test_the_command_works_before_any_run_has_started(tmp_path, capsys):
+    assert main(["progress", PHASE3.name, "--checkpoints", str(tmp_path)]) == 0
+    assert "not started" in capsys.readouterr().out
