@@ -177,7 +177,8 @@ def _read_cached_targets(path: Path, train: FERDataset, settings: DistillationCo
     record = read_targets_record(path.parent)
     problems = []
     if not np.array_equal(row_index, train.row_index):
-        problems.append(f"they are for {len(row_index)} other images (this run has {len(train)})")
+        problems.append(f"they are for other images (rows of the data file: {len(row_index)} stored, "
+                        f"{len(train)} in this run, {len(np.intersect1d(row_index, train.row_index))} shared)")
     if record["temperature"] != settings.temperature:
         problems.append(f"temperature {record['temperature']} (now {settings.temperature})")
     if record["hard_label_weight"] != settings.hard_label_weight:
