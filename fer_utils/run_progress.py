@@ -16,7 +16,7 @@ import pandas as pd
 
 from fer_utils import config
 from fer_utils.experiments import Experiment
-from fer_utils.training import CONFIG_FILE, LOG_FILE, read_state
+from fer_utils.training import CONFIG_FILE, LOG_FILE, _best_epoch, read_state
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,8 @@ def _best(history: pd.DataFrame, monitor: str) -> tuple[int | None, float | None
     """The epoch the run's checkpoint keeps (by its own monitor) and its PublicTest accuracy."""
     if history.empty or monitor not in history or "val_accuracy" not in history:
         return None, None
-    row = history[monitor].idxmax() if monitor == "val_accuracy" else history[monitor].idxmin()
-    return int(row) + 1, float(history.loc[row, "val_accuracy"])
+    epoch = _best_epoch(history, monitor)
+    return epoch, float(history["val_accuracy"].iloc[epoch - 1])
 
 
 def _median_epoch_seconds(history: pd.DataFrame) -> float | None:
