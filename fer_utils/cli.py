@@ -35,21 +35,28 @@ def _data_check(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from fer_utils import config
-    from fer_utils.experiments import get_experiment, run_experiment
+    from fer_utils.experiments import get_experiment, record_results, run_experiment
     from fer_utils.fer2013 import load_fer2013
 
     experiments = [get_experiment(name) for name in args.experiments]
     if args.run_dir and len(experiments) > 1:
         raise ValueError("--run-dir names one directory; train one experiment at a time with it")
+    paths = config.artifact_paths(args.artifacts)
     dataset = load_fer2013(config.find_fer2013_csv(args.csv).path)
+    if args.record:
+        _refuse_partial_records_in_committed_locations(args, paths, dataset)
     for experiment in experiments:
         if args.epochs:
             experiment = experiment.with_epochs(args.epochs)
         if args.teacher:
             experiment = experiment.with_teacher(args.teacher)
-        run_dir = Path(args.run_dir) if args.run_dir else None
+        run_dir = Path(args.run_dir) if args.run_dir else paths.checkpoints / experiment.name
         print(f"== {experiment.name}: {experiment.title}", flush=True)
-        result, _ = run_experiment(experiment, dataset, run_dir=run_dir, max_images_per_split=args.max_images)
+        result, splits = run_experiment(experiment, dataset, run_dir=run_dir, max_images_per_split=args.max_images)
+        if args.record:
+            recorded = record_results(experiment, result, splits, dataset, paths.ensure())
+            accuracies = ", ".join(f"{split} {values['accuracy']:.4f}" for split, values in recorded["splits"].items())
+            print(f"{experiment.name}: recorded {paths.models / experiment.name}.keras ({accuracies})", flush=True)
         best = result.history.iloc[result.best_epoch - 1]
         print(
             f"{experiment.name}: {result.epochs_run} epochs, best epoch {result.best_epoch} "
@@ -58,6 +65,21 @@ def _train(args: argparse.Namespace) -> int:
             flush=True,
         )
     return EXIT_OK
+
+
+def _refuse_partial_records_in_committed_locations(args: argparse.Namespace, paths, dataset) -> None:
+    """``models/`` and ``reports/`` hold full runs on the real data only: a shortened run, a
+    subsample or the committed sample would overwrite a committed model with a lesser one."""
+    if not paths.is_committed_location:
+        return
+    reasons = [reason for reason, applies in (
+        ("--epochs shortens the run", args.epochs),
+        ("--max-images subsamples the splits", args.max_images),
+        (f"{dataset.source.name} is the committed sample", dataset.is_sample),
+    ) if applies]
+    if reasons:
+        raise ValueError(f"--record would overwrite the committed models and reports, but {'; '.join(reasons)}; "
+                         "pass --artifacts DIR to record elsewhere")
 
 
 def _progress(args: argparse.Namespace) -> int:
@@ -146,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoint directory (default models/checkpoints/<name>)")
     train.add_argument("--max-images", type=int, help="subsample every split (smoke tests only)")
     train.add_argument("--teacher", help="teacher .keras file of a distillation experiment (default: the experiment's)")
+    train.add_argument("--record", action="store_true",
+                       help="when a run has finished, save its best model with the JSON sidecar under models/, "
+                            "its metrics under reports/metrics/ and refresh the results table, as the notebooks do")
+    train.add_argument("--artifacts", help="record under this folder instead of models/ and reports/ "
+                       "(its models/checkpoints/ also holds the runs unless --run-dir is given)")
     train.set_defaults(handler=_train)
 
     progress = commands.add_parser("progress", help="where each training run stands: epochs, best PublicTest accuracy, hours left")

@@ -42,6 +42,22 @@ def test_mini_xception_penalises_only_the_stem_as_the_published_keras_2_code_did
     assert penalised == ["stem1_conv", "stem2_conv"]
 
 
+def test_upscaled_mini_xception_keeps_its_parameters_and_raw_48_pixel_input():
+    from fer_utils.experiments import get_experiment
+    from fer_utils.model_cost import model_macs
+
+    experiment = get_experiment("phase3_mini_xception_7_64px")
+    upscaled = build_model(experiment.architecture, experiment.num_classes, **experiment.model_options)
+    plain = build_model("mini_xception", 7)
+    assert upscaled.input_shape == (None, 48, 48, 1)
+    assert upscaled.get_layer("upscale_to_64").output.shape == (None, 64, 64, 1)
+    assert parameter_counts(upscaled) == parameter_counts(plain)
+    # the stem's unpadded convolutions work on 62x62 and 60x60 maps instead of 46x46 and 44x44
+    assert 1.7 < model_macs(upscaled) / model_macs(plain) < 1.9
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(upscaled.predict(faces, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
+
+
 def test_unknown_architecture_is_named_in_the_error():
     with pytest.raises(ValueError, match="resnet"):
         build_model("resnet", 7)

@@ -1,0 +1,47 @@
+"""``python -m fer_utils train --record``: a finished run lands under models/ as the notebooks save it."""
+
+import json
+
+import pytest
+
+from fer_utils import cli, config
+from fer_utils.model_io import load_model_with_metadata
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (["--epochs", "1"], "--epochs shortens the run"),
+        (["--max-images", "64"], "--max-images subsamples the splits"),
+        ([], "is the committed sample"),
+    ],
+)
+def test_record_refuses_to_overwrite_committed_models_with_a_partial_run(options, reason, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = cli.main(["train", "phase3_mini_xception_7", "--csv", str(config.SAMPLE_FER2013_CSV),
+                     "--run-dir", str(run_dir), "--record", *options])
+    assert code == cli.EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert reason in error and "--artifacts DIR" in error
+    assert not run_dir.exists(), "nothing may be trained before the refusal"
+
+
+@pytest.mark.slow
+def test_record_saves_the_model_its_sidecar_and_metrics(tmp_path, capsys):
+    artifacts = tmp_path / "artifacts"
+    arguments = ["train", "phase3_mini_xception_7", "--csv", str(config.SAMPLE_FER2013_CSV), "--epochs", "1",
+                 "--max-images", "64", "--record", "--artifacts", str(artifacts)]
+    assert cli.main(arguments) == cli.EXIT_OK
+    paths = config.artifact_paths(artifacts)
+    assert (paths.checkpoints / "phase3_mini_xception_7" / "best.keras").exists(), "runs live under --artifacts"
+    _, sidecar = load_model_with_metadata(paths.models / "phase3_mini_xception_7.keras")
+    metrics = json.loads((paths.metrics / "phase3_mini_xception_7.json").read_text())
+    public_accuracy = sidecar["metrics"]["PublicTest"]["accuracy"]
+    assert metrics["splits"]["PublicTest"]["accuracy"] == public_accuracy
+    assert sidecar["epochs_run"] == 1 and sidecar["data_is_sample"] is True
+    assert f"PublicTest {public_accuracy:.4f}" in capsys.readouterr().out
+
+    # Recording again after the run has finished reloads it instead of training: the same numbers.
+    assert cli.main(arguments) == cli.EXIT_OK
+    _, again = load_model_with_metadata(paths.models / "phase3_mini_xception_7.keras")
+    assert again["metrics"]["PublicTest"] == sidecar["metrics"]["PublicTest"]
