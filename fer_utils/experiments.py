@@ -131,6 +131,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("phase3_mini_xception_7", "Phase 3: mini-Xception, 7 classes",
                    "mini_xception", 7, _XCEPTION_TRAINING),
         # Does the authors' input size close the gap to their 66 %? They enlarged the faces to 64x64.
+        # Trained before the 6-class run, whose input size it decides (make train-queue).
         Experiment("phase3_mini_xception_7_64px", "Phase 3: mini-Xception, 7 classes, faces enlarged to 64x64",
                    "mini_xception", 7, _XCEPTION_TRAINING, model_options={"upscale_to": 64}),
         *(Experiment(name, f"Ablation: {adds}", "fer_net", 7, training, model_options=options)
