@@ -133,7 +133,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         # Does the authors' input size close the gap to their 66 %? They enlarged the faces to 64x64.
         # Trained before the 6-class run, whose input size it decides (make train-queue): decided
         # before either ran, the 6-class run enlarges its faces too if the kept 64x64 model scores
-        # at least 1 point above the kept 48x48 one on PublicTest (less is within seed-to-seed noise).
+        # at least 1 point above the kept 48x48 one on PublicTest (with one run each, a smaller gain
+        # could be chance).
         Experiment("phase3_mini_xception_7_64px", "Phase 3: mini-Xception, 7 classes, faces enlarged to 64x64",
                    "mini_xception", 7, _XCEPTION_TRAINING, model_options={"upscale_to": 64}),
         *(Experiment(name, f"Ablation: {adds}", "fer_net", 7, training, model_options=options)
