@@ -53,7 +53,9 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else paths.checkpoints / experiment.name
         print(f"== {experiment.name}: {experiment.title}", flush=True)
         result, splits = run_experiment(experiment, dataset, run_dir=run_dir, max_images_per_split=args.max_images)
-        if args.record:
+        if args.record and _already_recorded(experiment.name, result, dataset, paths):
+            print(f"{experiment.name}: already recorded as {paths.models / experiment.name}.keras", flush=True)
+        elif args.record:
             recorded = record_results(experiment, result, splits, dataset, paths.ensure())
             accuracies = ", ".join(f"{split} {values['accuracy']:.4f}" for split, values in recorded["splits"].items())
             print(f"{experiment.name}: recorded {paths.models / experiment.name}.keras ({accuracies})", flush=True)
@@ -80,6 +82,17 @@ def _refuse_partial_records_in_committed_locations(args: argparse.Namespace, pat
     if reasons:
         raise ValueError(f"--record would overwrite the committed models and reports, but {'; '.join(reasons)}; "
                          "pass --artifacts DIR to record elsewhere")
+
+
+def _already_recorded(name: str, result, dataset, paths) -> bool:
+    """Whether ``models/<name>.keras`` already holds this finished run on this data, so a queue
+    started again does not re-evaluate (and rewrite) every model it finished before."""
+    sidecar_path = paths.models / f"{name}.json"
+    if not (paths.models / f"{name}.keras").exists() or not sidecar_path.exists():
+        return False
+    sidecar = json.loads(sidecar_path.read_text())
+    return (sidecar.get("epochs_run"), sidecar.get("best_epoch"), sidecar.get("data_sha256")) == (
+        result.epochs_run, result.best_epoch, dataset.source_sha256)
 
 
 def _progress(args: argparse.Namespace) -> int:

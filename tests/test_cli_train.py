@@ -41,7 +41,16 @@ def test_record_saves_the_model_its_sidecar_and_metrics(tmp_path, capsys):
     assert sidecar["epochs_run"] == 1 and sidecar["data_is_sample"] is True
     assert f"PublicTest {public_accuracy:.4f}" in capsys.readouterr().out
 
-    # Recording again after the run has finished reloads it instead of training: the same numbers.
+    # A queue started again reloads the finished run and leaves its recorded files alone ...
+    model_file = paths.models / "phase3_mini_xception_7.keras"
+    written = model_file.stat().st_mtime_ns
     assert cli.main(arguments) == cli.EXIT_OK
-    _, again = load_model_with_metadata(paths.models / "phase3_mini_xception_7.keras")
-    assert again["metrics"]["PublicTest"] == sidecar["metrics"]["PublicTest"]
+    assert "already recorded" in capsys.readouterr().out
+    assert model_file.stat().st_mtime_ns == written
+
+    # ... unless what is recorded there came from another run: then it records this one.
+    sidecar_path = paths.models / "phase3_mini_xception_7.json"
+    sidecar_path.write_text(json.dumps({**json.loads(sidecar_path.read_text()), "best_epoch": 99}))
+    assert cli.main(arguments) == cli.EXIT_OK
+    _, again = load_model_with_metadata(model_file)
+    assert again["best_epoch"] == 1 and again["metrics"]["PublicTest"] == sidecar["metrics"]["PublicTest"]
