@@ -201,7 +201,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (ours, then fer's)")
     parser.add_argument("--hold-frames", type=int, default=25, help="frames before the faces change")
     parser.add_argument("--background", default="blur", choices=("blur", "plain"))
-    parser.add_argument("--cv-threads", type=int, default=1, help="cv2.setNumThreads for OUR pipeline (0: OpenCV's default); fer keeps OpenCV's default")
+    parser.add_argument("--cv-threads", type=int, default=0,
+                        help="cv2.setNumThreads for OUR pipeline (0: OpenCV's default, as the video command and fer use)")
     parser.add_argument("--detection-width", type=int, default=320)
     parser.add_argument("--smoothing", type=float, default=0.3)
     parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN)

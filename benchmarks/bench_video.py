@@ -1,6 +1,6 @@
 """End-to-end frames per second of ``python -m fer_utils video`` on a composed 640x480 clip.
 
-Usage: python benchmarks/bench_video.py [--model PATH] [--frames 150] [--repeats 3] [--cv-threads 1]
+Usage: python benchmarks/bench_video.py [--model PATH] [--frames 150] [--repeats 3] [--cv-threads 0]
 The clip holds one to three real FER2013 PublicTest faces (upscaled to 120-160 px) per frame; the loop is the
 command's own (``fer_utils.video.process_stream``): decode, detect, crop, one batched inference,
 draw and write the mp4 and the timeline. Without a trained model an untrained mini-Xception stands
@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--csv")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cv-threads", type=int, default=1, help="cv2.setNumThreads (0: OpenCV's default)")
+    parser.add_argument("--cv-threads", type=int, default=0,
+                        help="cv2.setNumThreads (0: OpenCV's default, what `python -m fer_utils video` uses)")
     parser.add_argument("--detection-width", type=int, default=320)
     parser.add_argument("--smoothing", type=float, default=0.3)
     parser.add_argument("--background", default="blur", choices=("blur", "plain"))
