@@ -16,12 +16,12 @@ import numpy as np
 
 from fer_utils.preprocessing import as_model_input
 
-#: The saved models notebook 06 compares, in order (``models/<name>.keras``): the three phases,
-#: the own model of notebook 08 and its distilled student. Not the FER+ models, whose 8 classes and
+#: The saved models notebook 06 compares, in order (``models/<name>.keras``): the three phases
+#: (phase 3 also at the authors' 64x64 input), the own model of notebook 08 and its distilled student. Not the FER+ models, whose 8 classes and
 #: crowd labels are another task (notebook 09), nor the ablation runs, which are never saved there.
 PHASE_MODEL_NAMES: tuple[str, ...] = (
     "phase1_cnn", "phase2_cnn", "phase3_mini_xception_6", "phase3_mini_xception_7",
-    "own_model_7", "distilled_mini_xception_7",
+    "phase3_mini_xception_7_64px", "own_model_7", "distilled_mini_xception_7",
 )
 
 
