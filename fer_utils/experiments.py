@@ -131,10 +131,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("phase3_mini_xception_7", "Phase 3: mini-Xception, 7 classes",
                    "mini_xception", 7, _XCEPTION_TRAINING),
         # Does the authors' input size close the gap to their 66 %? They enlarged the faces to 64x64.
-        # Trained before the 6-class run, whose input size it decides (make train-queue): decided
-        # before either ran, the 6-class run enlarges its faces too if the kept 64x64 model scores
-        # at least 1 point above the kept 48x48 one on PublicTest (with one run each, a smaller gain
-        # could be chance).
+        # This run decides the 6-class run's input size by a rule fixed before either ran: the
+        # 6-class run enlarges its faces too if the kept 64x64 model scores at least 1 point above
+        # the kept 48x48 one on PublicTest (with one run each, a smaller gain could be chance).
+        # make train-queue leaves the 6-class run out until the rule has been applied.
         Experiment("phase3_mini_xception_7_64px", "Phase 3: mini-Xception, 7 classes, faces enlarged to 64x64",
                    "mini_xception", 7, _XCEPTION_TRAINING, model_options={"upscale_to": 64}),
         *(Experiment(name, f"Ablation: {adds}", "fer_net", 7, training, model_options=options)
