@@ -42,15 +42,14 @@ benchmarks: $(INSTALLED)
 ## The long training runs that come first (about a day and a half on two CPU cores): the phases
 ## (phase 3 also with the authors' 64x64 input), then notebook 08's ablation ladder. Each resumes
 ## where it stopped, so after an interruption run the same command again; each finished run is
-## recorded under models/ and reports/ (--record). The 6-class phase-3 run is not queued: the
-## 64x64 run decides its input size (the rule is in fer_utils/experiments.py), then
-##   python -m fer_utils train --record phase3_mini_xception_6
+## recorded under models/ and reports/ (--record). The 6-class phase-3 run follows the 64x64 run,
+## whose result fixed its input size (the rule and its outcome are in fer_utils/experiments.py).
 ## What follows depends on the ladder's result: the own network's recipe
 ## (_OWN_TRAINING in fer_utils/experiments.py) takes the levers that paid, then
 ##   python -m fer_utils train own_net_7_seed1 own_net_7_seed2 ferplus_majority ferplus_crossentropy
 ##   python -m fer_utils pipeline --profile full --only 08_own_model.ipynb   (composes own_model_7)
 ##   python -m fer_utils train distilled_mini_xception_7                    (its student)
-TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn \
+TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
 	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging
 train-queue: $(INSTALLED)
