@@ -104,6 +104,22 @@ class TrainingResult:
     stopped_early: bool
     training_seconds: float
     resumed_from_epoch: int
+    #: what chose the best epoch: "val_loss" (lowest PublicTest loss) or "val_accuracy"
+    monitor: str = "val_loss"
+
+    def describe(self) -> str:
+        """The run in one line, for notebooks: epochs, the kept epoch, minutes and epoch times.
+
+        The range of epoch times is there because minutes alone compare runs poorly: a run that
+        spans sessions trains on whichever two-core machine each session gets.
+        """
+        chosen_by = "lowest PublicTest loss" if self.monitor == "val_loss" else "highest PublicTest accuracy"
+        line = (f"{self.epochs_run} epochs run, epoch {self.best_epoch} kept ({chosen_by}), "
+                f"{self.training_seconds / 60:.1f} minutes of training")
+        seconds = self.history.get("epoch_seconds", pd.Series(dtype=float)).dropna()
+        if not seconds.empty:
+            line += f" ({seconds.min():.0f}-{seconds.max():.0f} s an epoch)"
+        return f"{line}, stopped early: {self.stopped_early}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,7 +492,8 @@ def load_run(run_dir: str | os.PathLike[str], resumed_from_epoch: int = 0) -> Tr
     history = pd.read_csv(run_dir / LOG_FILE)
     _check_log_is_complete(history, run_dir / LOG_FILE)
     state = read_state(run_dir) or {}
-    best_epoch = _best_epoch(history, _stored_monitor(run_dir))
+    monitor = _stored_monitor(run_dir)
+    best_epoch = _best_epoch(history, monitor)
     return TrainingResult(
         model=keras.models.load_model(best_path),
         history=history,
@@ -486,4 +503,5 @@ def load_run(run_dir: str | os.PathLike[str], resumed_from_epoch: int = 0) -> Tr
         stopped_early=bool(state.get("stopped_early", False)),
         training_seconds=float(history.get("epoch_seconds", pd.Series(dtype=float)).sum()),
         resumed_from_epoch=resumed_from_epoch,
+        monitor=monitor,
     )

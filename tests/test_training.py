@@ -16,7 +16,7 @@ import pytest
 from fer_utils import config
 from fer_utils.fer2013 import load_fer2013
 from fer_utils.models import build_model
-from fer_utils.training import STATE_FILE, TrainingConfig, read_state, train_model
+from fer_utils.training import STATE_FILE, TrainingConfig, TrainingResult, read_state, train_model
 from helpers.tiny_models import tiny_cnn
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,19 @@ def test_a_run_writes_log_state_and_best_model_and_reloads_when_finished(tmp_pat
     assert "epoch_seconds" in result.history
     again = train_model(tiny_cnn, train, validation, tmp_path, TINY)  # finished: only reloads
     assert again.epochs_run == 2 and again.resumed_from_epoch == 2
+    assert again.monitor == "val_loss"
+    assert again.describe().startswith(f"2 epochs run, epoch {again.best_epoch} kept (lowest PublicTest loss), ")
+    assert " s an epoch), stopped early: False" in again.describe()
+
+
+def test_describe_names_the_monitor_and_leaves_out_missing_epoch_times():
+    history = pd.DataFrame({"epoch": [0, 1, 2], "val_accuracy": [0.5, 0.6, 0.55]})
+    result = TrainingResult(model=None, history=history, run_dir=Path("run"), epochs_run=3, best_epoch=2,
+                            stopped_early=True, training_seconds=0.0, resumed_from_epoch=0, monitor="val_accuracy")
+    assert result.describe() == ("3 epochs run, epoch 2 kept (highest PublicTest accuracy), "
+                                 "0.0 minutes of training, stopped early: True")
+    timed = replace(result, history=history.assign(epoch_seconds=[61.0, 59.4, 120.0]), training_seconds=240.4)
+    assert "4.0 minutes of training (59-120 s an epoch)" in timed.describe()
 
 
 def test_more_epochs_continue_the_same_run(tmp_path, sample_splits):
