@@ -52,8 +52,8 @@ benchmarks: $(INSTALLED)
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
 	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging
-## One process per run: a crash inside TensorFlow (seen once, a segmentation fault as a second run
-## started in the same process) then costs only that run's current epoch, and the rest still start.
+## One process per run, each with a fresh TensorFlow: a crash inside TensorFlow (see
+## fer_utils/__init__.py) stops the queue where it shows, and running it again resumes that run.
 train-queue: $(INSTALLED)
 	for experiment in $(TRAIN_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
 
