@@ -17,6 +17,7 @@ import keras
 import pandas as pd
 
 from fer_utils.evaluation import evaluate_split
+from fer_utils.model_wrappers import TTA_CANDIDATES, View, with_tta
 
 GAIN_COLUMN = "gain (points)"
 
@@ -63,3 +64,21 @@ def ladder_table(rows: list[dict]) -> pd.DataFrame:
     table[GAIN_COLUMN] = 100 * table["PublicTest accuracy"].diff()
     first = ["experiment", "row", "PublicTest accuracy", GAIN_COLUMN]
     return table[[c for c in first if c in table] + [c for c in table if c not in first]]
+
+
+def tta_table(model: keras.Model, splits, class_names: tuple[str, ...],
+              candidates: dict[str, tuple[View, ...] | None] = TTA_CANDIDATES) -> pd.DataFrame:
+    """One row per candidate test-time augmentation of ``model`` (``None``: the model alone), cheapest first."""
+    rows = [measured_row(label, model if views is None else with_tta(model, views), splits, class_names)
+            for label, views in candidates.items()]
+    return ladder_table(rows)
+
+
+def best_views(table: pd.DataFrame,
+               candidates: dict[str, tuple[View, ...] | None] = TTA_CANDIDATES) -> tuple[View, ...]:
+    """The views of :func:`tta_table`'s most accurate row on PublicTest; ``()`` when the model alone wins.
+
+    Ties go to the cheaper candidate (the earlier row), so extra views must earn their cost.
+    """
+    label = table.loc[table["PublicTest accuracy"].idxmax(), "row"]
+    return candidates[label] or ()

@@ -343,6 +343,37 @@ def record_model(name: str, model, metadata: dict, splits, paths, *, architectur
     return {**metrics, "evaluations": evaluations}
 
 
+#: Sidecar entries of a recorded model that do not carry over to a model wrapped around it: they
+#: describe the file itself, or were measured on its own outputs (a temperature fitted to a single
+#: view's probabilities does not hold for the average over several views).
+_NOT_INHERITED = ("model_file", "architecture", "input", "parameters", "metrics", "temperature", "calibration")
+
+
+def record_with_tta(base_name: str, views, splits, paths) -> dict:
+    """Save ``<base_name>_tta``: the recorded model ``<base_name>`` averaged over ``views`` of each face.
+
+    The new file keeps the base model's provenance (data, training, epochs) and adds its views and
+    the base file's name, then is evaluated from the file as saved (:func:`record_model`), so the
+    accuracy it reports is what ``python -m fer_utils evaluate`` gets from raw pixels.
+    """
+    from fer_utils.model_io import load_model_with_metadata
+    from fer_utils.model_wrappers import tta_metadata, with_tta
+
+    base_model, base_sidecar = load_model_with_metadata(paths.models / f"{base_name}.keras")
+    views = tuple(views)
+    name = f"{base_name}_tta"
+    metadata = {key: value for key, value in base_sidecar.items() if key not in _NOT_INHERITED}
+    metadata.update({
+        "experiment": name,
+        "title": f"{base_sidecar.get('title', base_name)}, averaged over {len(views)} views of each face",
+        "base_model": f"{base_name}.keras",
+        **tta_metadata(views),
+    })
+    return record_model(name, with_tta(base_model, views), metadata, splits, paths,
+                        architecture=f"{base_sidecar['architecture']} + {len(views)}-view TTA",
+                        num_classes=len(base_sidecar["class_names"]))
+
+
 def _label_metadata(experiment: Experiment, run_dir) -> dict:
     """Sidecar entries saying which labels the metrics are on and what the model was trained on."""
     import hashlib

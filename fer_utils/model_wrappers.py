@@ -72,6 +72,16 @@ def tta_views(shifts: Sequence[float] = (), zooms: Sequence[float] = (), mirror:
     return tuple(plain + [view.mirrored() for view in plain]) if mirror else tuple(plain)
 
 
+#: The test-time augmentations compared before one is built into a saved model (notebooks 05 and
+#: 08), cheapest first; ``None`` is the model alone. Each costs its number of views in forward passes.
+TTA_CANDIDATES: dict[str, tuple[View, ...] | None] = {
+    "no test-time augmentation": None,
+    "mirror (2 views)": MIRROR_VIEWS,
+    "mirror and 44-px centre crop (4 views)": tta_views(zooms=(CROP_44_ZOOM,)),
+    "mirror, crop and 2-px shifts (12 views)": tta_views(shifts=(2,), zooms=(CROP_44_ZOOM,)),
+}
+
+
 @keras.saving.register_keras_serializable(package="fer_utils")
 class FaceView(keras.layers.Layer):
     """Shows a batch of faces in one fixed :class:`View`: shift and centre zoom as one warp, then mirror.

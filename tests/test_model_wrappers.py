@@ -264,3 +264,53 @@ def test_record_model_on_an_ensemble_with_tta_matches_the_evaluate_command(tmp_p
     report = json.loads(capsys.readouterr().out)["splits"]["PublicTest"]
     assert report["accuracy"] == recorded["splits"]["PublicTest"]["accuracy"]
     assert report["loss"] == recorded["splits"]["PublicTest"]["loss"]
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing a test-time augmentation and recording a model with it built in
+# --------------------------------------------------------------------------------------------
+
+
+def test_candidates_are_cheapest_first_and_shift_by_whole_pixels():
+    from fer_utils.model_wrappers import TTA_CANDIDATES
+
+    sizes = [0 if views is None else len(views) for views in TTA_CANDIDATES.values()]
+    assert sizes == sorted(sizes) and sizes[0] == 0
+    shifts = {abs(view.shift_x) + abs(view.shift_y) for views in TTA_CANDIDATES.values() if views for view in views}
+    assert shifts == {0.0, 2.0}  # pixels, not fractions of the face
+
+
+def test_the_tta_table_measures_every_candidate_and_ties_go_to_the_cheaper_one():
+    import pandas as pd
+
+    from fer_utils.ablation import best_views, tta_table
+    from fer_utils.splits import official_splits
+
+    splits = official_splits(load_fer2013(config.SAMPLE_FER2013_CSV))
+    candidates = {"alone": None, "mirror": MIRROR_VIEWS}
+    table = tta_table(tiny_cnn(7), splits, FER2013_CLASSES, candidates)
+    assert list(table["row"]) == ["alone", "mirror"]
+    tied = pd.DataFrame({"row": ["alone", "mirror"], "PublicTest accuracy": [0.5, 0.5]})
+    assert best_views(tied, candidates) == ()
+    better = pd.DataFrame({"row": ["alone", "mirror"], "PublicTest accuracy": [0.5, 0.51]})
+    assert best_views(better, candidates) == MIRROR_VIEWS
+
+
+def test_record_with_tta_keeps_the_provenance_and_matches_the_evaluate_command(tmp_path, capsys):
+    from fer_utils.experiments import record_with_tta
+    from fer_utils.splits import official_splits
+
+    data = load_fer2013(config.SAMPLE_FER2013_CSV)
+    splits = official_splits(data)
+    paths = config.artifact_paths(tmp_path / "artifacts").ensure()
+    save_model_with_metadata(tiny_cnn(7), paths.models / "base.keras",
+                             {"experiment": "base", "title": "Base", "epochs_run": 3, "temperature": 1.3})
+    recorded = record_with_tta("base", MIRROR_VIEWS, splits, paths)
+    _, sidecar = load_model_with_metadata(paths.models / "base_tta.keras")
+    assert sidecar["experiment"] == "base_tta" and sidecar["base_model"] == "base.keras"
+    assert sidecar["epochs_run"] == 3 and "temperature" not in sidecar  # a single view's temperature does not carry over
+    assert len(sidecar["test_time_augmentation"]["views"]) == 2
+    assert cli.main(["evaluate", str(paths.models / "base_tta.keras"), "--csv", str(config.SAMPLE_FER2013_CSV), "--json"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["splits"]["PublicTest"]["accuracy"] == recorded["splits"]["PublicTest"]["accuracy"]
+    with pytest.raises(FileNotFoundError, match="absent.keras"):
+        record_with_tta("absent", MIRROR_VIEWS, splits, paths)
