@@ -358,10 +358,11 @@ def record_with_tta(base_name: str, views, splits, paths) -> dict:
     """
     from fer_utils.model_io import load_model_with_metadata
     from fer_utils.model_wrappers import tta_metadata, with_tta
+    from fer_utils.reporting import TTA_SUFFIX
 
     base_model, base_sidecar = load_model_with_metadata(paths.models / f"{base_name}.keras")
     views = tuple(views)
-    name = f"{base_name}_tta"
+    name = base_name + TTA_SUFFIX
     metadata = {key: value for key, value in base_sidecar.items() if key not in _NOT_INHERITED}
     metadata.update({
         "experiment": name,
@@ -370,8 +371,13 @@ def record_with_tta(base_name: str, views, splits, paths) -> dict:
         **tta_metadata(views),
     })
     return record_model(name, with_tta(base_model, views), metadata, splits, paths,
-                        architecture=f"{base_sidecar['architecture']} + {len(views)}-view TTA",
+                        architecture=f"{_architecture_of(base_name, base_sidecar)} + {len(views)}-view TTA",
                         num_classes=len(base_sidecar["class_names"]))
+
+
+def _architecture_of(name: str, sidecar: dict) -> str:
+    """The architecture a model's results-table row names: its experiment's, else its Keras model's name."""
+    return EXPERIMENTS[name].architecture if name in EXPERIMENTS else sidecar["architecture"]
 
 
 def _label_metadata(experiment: Experiment, run_dir) -> dict:

@@ -17,6 +17,8 @@ import pandas as pd
 from fer_utils import config
 
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+#: The name ending of a model that is another model averaged over several views of each face.
+TTA_SUFFIX = "_tta"
 
 
 def save_figure(figure: plt.Figure, name: str, paths: config.ArtifactPaths) -> Path:
@@ -47,9 +49,7 @@ def results_table(all_metrics: list[dict]) -> pd.DataFrame:
     left out, so one such file cannot break every later ``record_results``.
     """
     rows = []
-    for metrics in all_metrics:
-        if "experiment" not in metrics:
-            continue
+    for metrics in sorted((m for m in all_metrics if "experiment" in m), key=lambda m: _row_order(m["experiment"])):
         splits = metrics.get("splits", {})
         row = {
             "experiment": metrics["experiment"],
@@ -63,6 +63,11 @@ def results_table(all_metrics: list[dict]) -> pd.DataFrame:
         }
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _row_order(experiment: str) -> tuple:
+    """Models first and the ablation ladder's proxies last; a ``_tta`` model right after its base model."""
+    return experiment.startswith("ablation_"), experiment.removesuffix(TTA_SUFFIX), experiment.endswith(TTA_SUFFIX)
 
 
 def _markdown(table: pd.DataFrame) -> str:

@@ -25,3 +25,11 @@ def test_no_experiment_yet_gives_the_placeholder(tmp_path):
     paths = _paths(tmp_path)
     reporting.write_metrics("08_own_model", {"summary": {}}, paths)
     assert reporting.write_results_table(paths) == "_No experiment has finished yet._"
+
+
+def test_rows_put_each_tta_model_after_its_base_and_the_ablation_proxies_last(tmp_path):
+    paths = _paths(tmp_path)
+    for name in ("ablation_1_plain", "phase3_7_tta", "phase3_7", "phase3_7_64px", "phase1_cnn"):
+        reporting.write_metrics(name, {"experiment": name, "splits": {}}, paths)
+    table = reporting.results_table(reporting.read_all_metrics(paths))
+    assert table["experiment"].tolist() == ["phase1_cnn", "phase3_7", "phase3_7_tta", "phase3_7_64px", "ablation_1_plain"]
