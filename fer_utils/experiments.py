@@ -141,7 +141,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         *(Experiment(name, f"Ablation: {adds}", "fer_net", 7, training, model_options=options)
           for name, adds, options, training in ABLATION_LADDER),
         # Two members of the same recipe with different seeds; the saved own model (own_model_7,
-        # notebook 08) averages them over each face and its mirror.
+        # notebook 08) averages them over the views of each face that its ablation ladder chose.
         Experiment("own_net_7_seed1", "Own network, 7 classes (ensemble member, seed 1)", "fer_net", 7, _OWN_TRAINING),
         Experiment("own_net_7_seed2", "Own network, 7 classes (ensemble member, seed 2)", "fer_net", 7,
                    replace(_OWN_TRAINING, seed=2)),
