@@ -51,7 +51,8 @@ benchmarks: $(INSTALLED)
 ##   python -m fer_utils train distilled_mini_xception_7                    (its student)
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
-	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging
+	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging \
+	own_net_7_seed1 own_net_7_seed2 ferplus_majority ferplus_crossentropy
 ## One process per run, each with a fresh TensorFlow: a crash inside TensorFlow (see
 ## fer_utils/__init__.py) stops the queue where it shows, and running it again resumes that run.
 train-queue: $(INSTALLED)
