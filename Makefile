@@ -39,24 +39,27 @@ benchmarks: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_training.py --rounds 5
 	$(BIN)/python benchmarks/bench_architectures.py
 
-## The long training runs that come first (about a day and a half on two CPU cores): the phases
-## (phase 3 also with the authors' 64x64 input), then notebook 08's ablation ladder. Each resumes
-## where it stopped, so after an interruption run the same command again; each finished run is
-## recorded under models/ and reports/ (--record). The 6-class phase-3 run follows the 64x64 run,
-## whose result fixed its input size (the rule and its outcome are in fer_utils/experiments.py).
-## What follows depends on the ladder's result: the own network's recipe
-## (_OWN_TRAINING in fer_utils/experiments.py) takes the levers that paid, then
-##   python -m fer_utils train own_net_7_seed1 own_net_7_seed2 ferplus_majority ferplus_crossentropy
-##   python -m fer_utils pipeline --profile full --only 08_own_model.ipynb   (composes own_model_7)
-##   python -m fer_utils train distilled_mini_xception_7                    (its student)
+## The long training runs (about three days on two CPU cores), in the order their results are
+## needed: the phases (phase 3 also with the authors' 64x64 input), notebook 08's ablation ladder,
+## the own network's two members, then notebook 08 itself (it composes models/own_model_7.keras
+## from the members), the student distilled from that model, and the two FER+ runs. Each run
+## resumes where it stopped, so after an interruption run the same command again; finished runs
+## are recorded under models/ and reports/ (--record) and skipped. The 6-class phase-3 run follows
+## the 64x64 run, whose result fixed its input size, and the members' recipe (_OWN_TRAINING) took
+## the levers the ladder showed to pay (the rules and outcomes are in fer_utils/experiments.py).
+## Needs the real data: FER2013_CSV (and FERPLUS_CSV for the last two runs).
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
 	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging \
-	own_net_7_seed1 own_net_7_seed2 ferplus_majority ferplus_crossentropy
+	own_net_7_seed1 own_net_7_seed2
+OWN_MODEL := models/own_model_7.keras
+AFTER_OWN_MODEL_QUEUE := distilled_mini_xception_7 ferplus_majority ferplus_crossentropy
 ## One process per run, each with a fresh TensorFlow: a crash inside TensorFlow (see
 ## fer_utils/__init__.py) stops the queue where it shows, and running it again resumes that run.
 train-queue: $(INSTALLED)
 	for experiment in $(TRAIN_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
+	test -f $(OWN_MODEL) || $(BIN)/python -m fer_utils pipeline --profile full --only 08_own_model.ipynb
+	for experiment in $(AFTER_OWN_MODEL_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
 
 clean-runs:
 	rm -rf reports/runs
