@@ -51,7 +51,7 @@ benchmarks: $(INSTALLED)
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
 	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging \
-	own_net_7_seed1 own_net_7_seed2
+	own_net_7_seed1 own_net_7_80ep_seed2
 OWN_MODEL := models/own_model_7.keras
 AFTER_OWN_MODEL_QUEUE := distilled_mini_xception_7 ferplus_majority ferplus_crossentropy
 ## One process per run, each with a fresh TensorFlow: a crash inside TensorFlow (see

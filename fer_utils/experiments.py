@@ -144,11 +144,15 @@ EXPERIMENTS: dict[str, Experiment] = {
                    "mini_xception", 7, _XCEPTION_TRAINING, model_options={"upscale_to": 64}),
         *(Experiment(name, f"Ablation: {adds}", "fer_net", 7, training, model_options=options)
           for name, adds, options, training in ABLATION_LADDER),
-        # Two members of the same recipe with different seeds; the saved own model (own_model_7,
-        # notebook 08) averages them over the views of each face that its ablation ladder chose.
+        # The saved own model (own_model_7, notebook 08) averages its members over the views of each
+        # face that its ablation ladder chose. Both members were planned at 40 epochs. The first
+        # reached 67.26 % on PublicTest alone and 68.63 % with 4 views, yet only 75.8 % on Training:
+        # it under-fits, and two such members were not expected to reach the 72 % target. So the
+        # second, not yet trained beyond 4 epochs (discarded), trains twice as long, the one lever
+        # changed, which also measures what 40 more epochs buy.
         Experiment("own_net_7_seed1", "Own network, 7 classes (ensemble member, seed 1)", "fer_net", 7, _OWN_TRAINING),
-        Experiment("own_net_7_seed2", "Own network, 7 classes (ensemble member, seed 2)", "fer_net", 7,
-                   replace(_OWN_TRAINING, seed=2)),
+        Experiment("own_net_7_80ep_seed2", "Own network, 7 classes, 80 epochs (ensemble member, seed 2)", "fer_net",
+                   7, replace(_OWN_TRAINING, epochs=80, early_stopping_patience=80, seed=2)),
         # FER+ (Barsoum et al. 2016): the same images, 8 classes, the crowd's votes as targets, on
         # the own network and recipe (without label smoothing: the vote distributions are already
         # soft). Rows a mode drops (no majority; unknown or not a face) are not trained on.
