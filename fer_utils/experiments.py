@@ -146,10 +146,10 @@ EXPERIMENTS: dict[str, Experiment] = {
           for name, adds, options, training in ABLATION_LADDER),
         # The saved own model (own_model_7, notebook 08) averages its members over the views of each
         # face that its ablation ladder chose. Both members were planned at 40 epochs. The first
-        # reached 67.26 % on PublicTest alone and 68.63 % with 4 views (mirror, 44-px crop), yet
-        # only 75.8 % on Training: it under-fits, and two such members were not expected to reach
-        # the 72 % target. So the second, not yet trained beyond 4 epochs (discarded), trains twice
-        # as long, the one change besides the seed, which also measures what 40 more epochs buy.
+        # reached 67.26 % on PublicTest, yet only 75.8 % on Training (both in its sidecar): it
+        # under-fits, and two such members were not expected to reach the 72 % target. So the
+        # second, not yet trained beyond 4 epochs (discarded), trains twice as long, the one change
+        # besides the seed, which also measures what 40 more epochs buy.
         Experiment("own_net_7_seed1", "Own network, 7 classes (ensemble member, seed 1)", "fer_net", 7, _OWN_TRAINING),
         Experiment("own_net_7_80ep_seed2", "Own network, 7 classes, 80 epochs (ensemble member, seed 2)", "fer_net",
                    7, replace(_OWN_TRAINING, epochs=80, early_stopping_patience=80, seed=2)),
