@@ -42,18 +42,19 @@ benchmarks: $(INSTALLED)
 ## The long training runs (about three days on two CPU cores), in the order their results are
 ## needed: the phases (phase 3 also with the authors' 64x64 input), notebook 08's ablation ladder,
 ## the own network's two members, then notebook 08 itself (it composes models/own_model_7.keras
-## from the members), the student distilled from that model, and the two FER+ runs. Each run
-## resumes where it stopped, so after an interruption run the same command again; finished runs
-## are recorded under models/ and reports/ (--record) and skipped. The 6-class phase-3 run follows
+## from the members), the two FER+ runs, then the student distilled from that model (last, so
+## that notebook 08's result can still add a member to the teacher before the student learns
+## from it). Each run resumes where it stopped, so after an interruption run the same command
+## again; finished runs are recorded under models/ and reports/ (--record) and skipped. The 6-class phase-3 run follows
 ## the 64x64 run, whose result fixed its input size, and the members' recipe (_OWN_TRAINING) took
 ## the levers the ladder showed to pay (the rules and outcomes are in fer_utils/experiments.py).
-## Needs the real data: FER2013_CSV (and FERPLUS_CSV for the last two runs).
+## Needs the real data: FER2013_CSV (and FERPLUS_CSV for the FER+ runs).
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
 	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging \
 	own_net_7_seed1 own_net_7_80ep_seed2
 OWN_MODEL := models/own_model_7.keras
-AFTER_OWN_MODEL_QUEUE := distilled_mini_xception_7 ferplus_majority ferplus_crossentropy
+AFTER_OWN_MODEL_QUEUE := ferplus_majority ferplus_crossentropy distilled_mini_xception_7
 ## One process per run, each with a fresh TensorFlow: a crash inside TensorFlow (see
 ## fer_utils/__init__.py) stops the queue where it shows, and running it again resumes that run.
 train-queue: $(INSTALLED)
