@@ -45,9 +45,10 @@ benchmarks: $(INSTALLED)
 ## from the members), the two FER+ runs, then the student distilled from that model (last, so
 ## that notebook 08's result can still add a member to the teacher before the student learns
 ## from it). Each run resumes where it stopped, so after an interruption run the same command
-## again; finished runs are recorded under models/ and reports/ (--record) and skipped. The 6-class phase-3 run follows
-## the 64x64 run, whose result fixed its input size, and the members' recipe (_OWN_TRAINING) took
-## the levers the ladder showed to pay (the rules and outcomes are in fer_utils/experiments.py).
+## again; finished runs are recorded under models/ and reports/ (--record) and skipped. The
+## 6-class phase-3 run follows the 64x64 run, whose result fixed its input size, and the members'
+## recipe (_OWN_TRAINING) took the levers the ladder showed to pay (the rules and outcomes are in
+## fer_utils/experiments.py).
 ## Needs the real data: FER2013_CSV (and FERPLUS_CSV for the FER+ runs).
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
