@@ -122,7 +122,8 @@ ABLATION_LADDER = (
 #: mixup -2.31, weight averaging -2.12. So random erasing is dropped, and nothing joins. Twelve
 #: epochs favour the least regularised recipe, so the ladder may undersell erasing and mixup over 40.
 _OWN_TRAINING = replace(_SGD_COSINE, epochs=40, warmup_epochs=2, early_stopping_patience=40, label_smoothing=0.1)
-_FERPLUS_TRAINING = replace(_OWN_TRAINING, epochs=30, early_stopping_patience=30, label_smoothing=0.0)
+#: FER+ runs: planned at 30 epochs, 60 by the second rule below (the 80-epoch member gained 1.51 points).
+_FERPLUS_TRAINING = replace(_OWN_TRAINING, epochs=60, early_stopping_patience=60, label_smoothing=0.0)
 
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
@@ -158,7 +159,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         # 72 % target on PublicTest, a third member (80 epochs, seed 3) joins it before the student
         # below learns from it; and if the 80-epoch member beats the 40-epoch one by at least a
         # point, the FER+ runs below train 60 epochs instead of 30, since the same network then
-        # under-fits at 40.
+        # under-fits at 40. Outcome of the second rule: 68.77 % at 80 epochs against 67.26 % at 40,
+        # +1.51 points, so the FER+ runs train 60 epochs. The first is decided by notebook 08.
         # FER+ (Barsoum et al. 2016): the same images, 8 classes, the crowd's votes as targets, on
         # the own network and recipe (without label smoothing: the vote distributions are already
         # soft). Rows a mode drops (no majority; unknown or not a face) are not trained on.
