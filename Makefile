@@ -53,14 +53,16 @@ benchmarks: $(INSTALLED)
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
 	ablation_5_random_erasing ablation_6_mixup ablation_7_weight_averaging \
-	own_net_7_seed1 own_net_7_80ep_seed2
-OWN_MODEL := models/own_model_7.keras
+	own_net_7_seed1 own_net_7_80ep_seed2 own_net_7_80ep_seed3
+## Notebook 08 (re)composes the saved model until its sidecar names the last member.
+OWN_MODEL_SIDECAR := models/own_model_7.json
+OWN_MODEL_LAST_MEMBER := own_net_7_80ep_seed3
 AFTER_OWN_MODEL_QUEUE := ferplus_majority ferplus_crossentropy distilled_mini_xception_7
 ## One process per run, each with a fresh TensorFlow: a crash inside TensorFlow (see
 ## fer_utils/__init__.py) stops the queue where it shows, and running it again resumes that run.
 train-queue: $(INSTALLED)
 	for experiment in $(TRAIN_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
-	test -f $(OWN_MODEL) || $(BIN)/python -m fer_utils pipeline --profile full --only 08_own_model.ipynb
+	grep -qs '"$(OWN_MODEL_LAST_MEMBER)"' $(OWN_MODEL_SIDECAR) || $(BIN)/python -m fer_utils pipeline --profile full --only 08_own_model.ipynb
 	for experiment in $(AFTER_OWN_MODEL_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
 
 clean-runs:
