@@ -379,7 +379,7 @@ def record_with_tta(base_name: str, views, splits, paths) -> dict:
     from fer_utils.model_wrappers import tta_metadata, with_tta
     from fer_utils.reporting import TTA_SUFFIX
 
-    base_model, base_sidecar = load_model_with_metadata(paths.models / f"{base_name}.keras")
+    base_model, base_sidecar = load_model_with_metadata(paths.models / f"{base_name}.keras", compile=False)
     views = tuple(views)
     name = base_name + TTA_SUFFIX
     metadata = {key: value for key, value in base_sidecar.items() if key not in _NOT_INHERITED}

@@ -78,14 +78,19 @@ def _to_builtin(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def load_model_with_metadata(path: str | os.PathLike[str]) -> tuple[keras.Model, dict]:
-    """Load a ``.keras`` model and its sidecar; clear errors for missing or unreadable files."""
+def load_model_with_metadata(path: str | os.PathLike[str], *, compile: bool = True) -> tuple[keras.Model, dict]:
+    """Load a ``.keras`` model and its sidecar; clear errors for missing or unreadable files.
+
+    ``compile=False`` leaves out the optimizer state a trained file carries (SGD's momentum doubles
+    the file): use it to build a model *around* this one (an ensemble, test-time views), since Keras
+    saves a compiled inner model's optimizer inside the outer file, where nothing can use it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Model file {path} does not exist")
     register_custom_layers()
     try:
-        model = keras.models.load_model(path)
+        model = keras.models.load_model(path, compile=compile)
     except Exception as error:  # Keras raises many types for a corrupt or foreign file
         raise ModelFileError(f"{path}: not a readable Keras model ({type(error).__name__}: {error})") from error
     meta_path = sidecar_path(path)

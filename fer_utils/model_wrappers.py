@@ -204,7 +204,7 @@ def ensemble_from_files(paths: Sequence[str | os.PathLike[str]], name: str = "en
     """
     from fer_utils.model_io import load_model_with_metadata
 
-    loaded = [(os.fspath(path), *load_model_with_metadata(path)) for path in paths]
+    loaded = [(os.fspath(path), *load_model_with_metadata(path, compile=False)) for path in paths]
     first_path, _, first_meta = loaded[0]
     for path, _, metadata in loaded[1:]:
         for key in ("class_names", "input"):

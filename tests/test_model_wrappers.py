@@ -217,6 +217,41 @@ def test_ensemble_from_files_checks_the_sidecars(members, tmp_path):
         ensemble_from_files([paths[0], tmp_path / "absent.keras"])
 
 
+def optimizer_entries(path) -> list[str]:
+    """Names of the optimizer variables stored in a ``.keras`` file, wherever they are nested."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+        names: list[str] = []
+        weights.visit(names.append)
+    return [name for name in names if "optimizer" in name.split("/")]
+
+
+def test_composed_files_leave_out_the_members_optimizer_state(tmp_path):
+    """A trained member carries its optimizer's state; an ensemble or TTA file built on it must not."""
+    from fer_utils.experiments import record_with_tta
+    from fer_utils.splits import official_splits
+
+    paths = config.artifact_paths(tmp_path / "artifacts").ensure()
+    member_paths = []
+    for index in (1, 2):
+        trained = tiny_cnn(7)
+        trained.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="sparse_categorical_crossentropy")
+        trained.fit(faces(4), np.arange(4), verbose=0)
+        member_paths.append(save_model_with_metadata(trained, paths.models / f"member{index}.keras",
+                                                     {"experiment": f"member{index}"}))
+    assert optimizer_entries(member_paths[0])  # the premise: a trained file holds its optimizer
+    composed, _ = ensemble_from_files(member_paths)
+    ensemble_path = save_model_with_metadata(composed, tmp_path / "ensemble.keras", {"experiment": "ensemble"})
+    assert optimizer_entries(ensemble_path) == []
+    splits = official_splits(load_fer2013(config.SAMPLE_FER2013_CSV))
+    record_with_tta("member1", MIRROR_VIEWS, splits, paths)
+    assert optimizer_entries(paths.models / "member1_tta.keras") == []
+
+
 # --------------------------------------------------------------------------------------------
 # The evaluate command sees exactly what the wrapped model computes
 # --------------------------------------------------------------------------------------------
