@@ -29,6 +29,7 @@ import pandas as pd
 import tensorflow as tf
 
 from fer_utils.augmentation import AugmentationConfig, build_augmenter
+from fer_utils.distribution import keras_compatible
 from fer_utils.fer2013 import FERDataset
 from fer_utils.preprocessing import as_model_input
 
@@ -377,7 +378,8 @@ def train_model(
 
     ``build_model`` is only called for a new run. Targets default to one-hot labels; pass soft
     targets (FER+ vote distributions, a teacher's probabilities) to train on those instead.
-    ``strategy`` is any ``tf.distribute`` strategy; the model is built and compiled in its scope.
+    ``strategy`` is any ``tf.distribute`` strategy; the model is built and compiled in its scope
+    (a multi-worker one is first made usable by Keras's ``fit``: :mod:`fer_utils.distribution`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -387,6 +389,7 @@ def train_model(
     finished = bool(state) and (state["stopped_early"] or state["epoch"] >= config.epochs)
 
     if not finished:
+        strategy = keras_compatible(strategy)
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
             steps_per_epoch = math.ceil(len(train) / config.batch_size)
