@@ -33,9 +33,11 @@ def keras_compatible(strategy: tf.distribute.Strategy | None) -> tf.distribute.S
     reduce_one = strategy.reduce
 
     def reduce_leaf(reduce_op, value, axis):
+        if value is None:  # an absent sample weight, say
+            return None
         # A scalar has no batch axis to reduce along: reduce it across replicas only.
         rank = strategy.experimental_local_results(value)[0].shape.rank
-        return reduce_one(reduce_op, value, axis=axis if rank else None)
+        return reduce_one(reduce_op, value, axis=None if rank == 0 else axis)
 
     def reduce(reduce_op, value, axis=None):
         return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
