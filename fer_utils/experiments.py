@@ -165,6 +165,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         # member was at epoch 5 of 80: the three members are the final ensemble, whatever they
         # score. Adding seeds until PublicTest crosses 72 % would choose the model on the split it
         # is reported on; a miss is reported as a miss, and the student learns from these three.
+        # Outcome: the third member scored 69.35 %, and the three with their views 70.86 %, a miss.
         Experiment("own_net_7_80ep_seed3", "Own network, 7 classes, 80 epochs (ensemble member, seed 3)", "fer_net",
                    7, replace(_OWN_TRAINING, epochs=80, early_stopping_patience=80, seed=3)),
         # FER+ (Barsoum et al. 2016): the same images, 8 classes, the crowd's votes as targets, on
