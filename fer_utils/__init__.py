@@ -13,11 +13,12 @@ Importing the package sets three TensorFlow environment defaults, each unless th
   first runs, so it has to be set before any TensorFlow operation, which importing this package
   first does.
 * ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64. TensorFlow turns oneDNN on by itself only on CPUs with
-  AVX-512; on an AVX2-only CPU (AMD EPYC, 2 cores) it left the own network training on its Eigen
-  kernels at 48 images a second, against 77 with oneDNN on (medians of three alternating runs of
-  ``benchmarks/bench_architectures.py --only "fer_net 32-256 x2"``, 1,536 faces, 2 rounds each):
-  1.6 times the speed. Capped at AVX2 as above, it is the configuration every AVX-512 machine of
-  this project has trained with. Other architectures keep TensorFlow's own choice.
+  AVX-512-era extensions; on an AVX2-only CPU (AMD EPYC, 2 cores) it stayed off, and the own
+  network trained on Eigen's kernels at 48 images a second, against 77 with oneDNN on (medians of
+  three alternating runs of ``benchmarks/bench_architectures.py --only "fer_net 32-256 x2"``,
+  1,536 faces, 2 rounds each): 1.6 times the speed. Capped at AVX2 as above, it is the
+  configuration every AVX-512 machine of this project has trained with. On other CPU families
+  (ARM) TensorFlow's own choice stands.
 """
 
 import os
