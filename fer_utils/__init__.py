@@ -16,7 +16,8 @@ Importing the package sets three TensorFlow environment defaults, each unless th
   AVX-512-era extensions; on an AVX2-only CPU (AMD EPYC, 2 cores) it stayed off, and the own
   network trained on Eigen's kernels at 48 images a second, against 77 with oneDNN on (medians of
   three alternating runs of ``benchmarks/bench_architectures.py --only "fer_net 32-256 x2"``,
-  1,536 faces, 2 rounds each): 1.6 times the speed. Capped at AVX2 as above, it is the
+  1,536 faces, 2 rounds each): 1.6 times the speed; about 1.25 times in the training runs of that
+  machine (``reports/benchmarks.md``). Capped at AVX2 as above, it is the
   configuration every AVX-512 machine of this project has trained with. On other CPU families
   (ARM) TensorFlow's own choice stands.
 """
