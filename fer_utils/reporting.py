@@ -58,11 +58,24 @@ def results_table(all_metrics: list[dict]) -> pd.DataFrame:
             "parameters": metrics.get("parameters", {}).get("total"),
             "epochs run": metrics.get("epochs_run"),
             "training (min)": round(metrics.get("training_seconds", 0) / 60, 1),
-            "PublicTest acc.": splits.get("PublicTest", {}).get("accuracy"),
-            "PrivateTest acc.": splits.get("PrivateTest", {}).get("accuracy"),
+            "PublicTest acc.": _exact_accuracy(splits.get("PublicTest", {})),
+            "PrivateTest acc.": _exact_accuracy(splits.get("PrivateTest", {})),
         }
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _exact_accuracy(split: dict) -> float | None:
+    """The split's accuracy as correct / images, undoing the 6-decimal rounding of the metrics file.
+
+    Why: 2814 of 3199 faces right is 87.96499...%, which its notebook prints as 87.96%, but the
+    stored 0.87965 would print as 87.97%. Rounding twice must not make the results table disagree
+    with the notebook that produced the number.
+    """
+    accuracy, images = split.get("accuracy"), split.get("n_images")
+    if accuracy is None or not images:
+        return accuracy
+    return round(accuracy * images) / images
 
 
 def _row_order(experiment: str) -> tuple:

@@ -33,3 +33,15 @@ def test_rows_put_each_tta_model_after_its_base_and_the_ablation_proxies_last(tm
         reporting.write_metrics(name, {"experiment": name, "splits": {}}, paths)
     table = reporting.results_table(reporting.read_all_metrics(paths))
     assert table["experiment"].tolist() == ["phase1_cnn", "phase3_7", "phase3_7_tta", "phase3_7_64px", "ablation_1_plain"]
+
+
+def test_the_table_prints_correct_over_images_not_the_rounded_stored_accuracy(tmp_path):
+    """2814 / 3199 = 87.96499...%: the stored 6-decimal 0.87965 must not round up to 87.97%."""
+    paths = _paths(tmp_path)
+    reporting.write_metrics("ferplus_majority_tta", {
+        "experiment": "ferplus_majority_tta",
+        "splits": {"PublicTest": {"accuracy": round(2814 / 3199, 6), "n_images": 3199},
+                   "PrivateTest": {"accuracy": 0.5}}}, paths)
+    markdown = reporting.write_results_table(paths)
+    assert "87.96%" in markdown and "87.97%" not in markdown
+    assert "50.00%" in markdown  # a split without n_images keeps its stored accuracy
