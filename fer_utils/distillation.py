@@ -141,10 +141,36 @@ def distillation_targets(
     if path.exists():
         return _read_cached_targets(path, train, settings)
     teacher = _load_teacher(settings, class_names)
-    soft = teacher_probabilities(teacher, train.images, settings.temperature)
-    targets = mix_with_labels(soft, train.labels, settings.hard_label_weight)
-    _write_targets_atomic(path, targets, train.row_index, settings, weights_sha256(teacher))
+    teacher_sha256 = weights_sha256(teacher)
+    probabilities = shared_teacher_probabilities(teacher, teacher_sha256, train)
+    soft = apply_temperature(probabilities, settings.temperature) if settings.temperature != 1.0 else probabilities
+    targets = mix_with_labels(soft.astype(np.float32), train.labels, settings.hard_label_weight)
+    _write_targets_atomic(path, targets, train.row_index, settings, teacher_sha256)
     return targets
+
+
+def shared_teacher_probabilities(teacher: keras.Model, teacher_sha256: str, train: FERDataset) -> np.ndarray:
+    """The teacher's unsoftened probabilities for ``train``, computed once for all runs that share it.
+
+    A sweep of temperatures and students needs one teacher pass (minutes for an ensemble), not one
+    per run: the pass is kept in ``data/processed/`` under the teacher's weights SHA-256 and the
+    number of images, and checked against the data file's row numbers when read.
+    """
+    cache = config.PROCESSED_DATA_DIR / f"teacher-{teacher_sha256[:16]}-{len(train)}.npz"
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as stored:
+            if np.array_equal(stored["row_index"], train.row_index):
+                return stored["probabilities"]
+    probabilities = teacher_probabilities(teacher, train.images)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=cache.parent, suffix=".npz.partial")
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            np.savez(temp_file, probabilities=probabilities, row_index=train.row_index)
+        os.replace(temp_name, cache)
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
+    return probabilities
 
 
 def _write_targets_atomic(path: Path, targets: np.ndarray, row_index: np.ndarray,
