@@ -9,20 +9,41 @@ INSTALLED := $(VENV)/.installed
 PROFILE ?= auto
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: pipeline test unit-tests notebook-tests benchmarks train-queue clean-runs
+.PHONY: pipeline test quick lint unit-tests notebook-tests lab constraints benchmarks train-queue distill-queue clean-runs
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m ipykernel install --user --name fer-utils --display-name "Python (fer-utils)" > /dev/null
 	touch $@
 
-## Run every notebook with papermill: the full profile with real data, else the committed sample.
+## Run every notebook with papermill: short runs under reports/runs/ (the real data's CI profile, or
+## the committed sample). PROFILE=full re-runs the committed notebooks and models themselves.
 pipeline: $(INSTALLED)
 	$(BIN)/python -m fer_utils pipeline --profile $(PROFILE)
 
-## Unit tests, then every notebook under nbval with the CI profile's parameters.
-test: unit-tests notebook-tests
+## Lint, unit tests, then every notebook under nbval with the CI profile's parameters (what CI runs).
+test: lint unit-tests notebook-tests
+
+## For developers: lint and the unit tests without the slow ones (a few minutes).
+quick: lint $(INSTALLED)
+	$(BIN)/python -m pytest tests -m "not slow"
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Explore the notebooks in JupyterLab with the project's kernel ("Python (fer-utils)").
+lab: $(INSTALLED)
+	$(BIN)/jupyter lab notebooks/
+
+## Re-pin constraints.txt to what the virtual environment holds (after changing pyproject.toml).
+## (tensorflow, for other platforms than Linux x86-64, is pinned at tensorflow-cpu's version.)
+constraints: $(INSTALLED)
+	$(BIN)/python -m pip freeze --exclude-editable | sort -f > constraints.frozen
+	{ grep '^#' constraints.txt; cat constraints.frozen; sed -n 's/^tensorflow[-_]cpu==/tensorflow==/p' constraints.frozen; } > constraints.new
+	mv constraints.new constraints.txt && rm constraints.frozen
 
 unit-tests: $(INSTALLED)
 	$(BIN)/python -m pytest tests
@@ -48,7 +69,7 @@ benchmarks: $(INSTALLED)
 ## again; finished runs are recorded under models/ and reports/ (--record) and skipped. The
 ## 6-class phase-3 run follows the 64x64 run, whose result fixed its input size, and the members'
 ## recipe (_OWN_TRAINING) took the levers the ladder showed to pay (the rules and outcomes are in
-## fer_utils/experiments.py).
+## fer_utils/training/experiments.py).
 ## Needs the real data: FER2013_CSV (and FERPLUS_CSV for the FER+ runs).
 TRAIN_QUEUE := phase3_mini_xception_7 phase3_mini_xception_7_64px phase2_cnn phase3_mini_xception_6 \
 	ablation_1_plain ablation_2_residual ablation_3_sgd_cosine ablation_4_label_smoothing \
@@ -64,6 +85,15 @@ train-queue: $(INSTALLED)
 	for experiment in $(TRAIN_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
 	grep -qs '"$(OWN_MODEL_LAST_MEMBER)"' $(OWN_MODEL_SIDECAR) || $(BIN)/python -m fer_utils pipeline --profile full --only 08_own_model.ipynb
 	for experiment in $(AFTER_OWN_MODEL_QUEUE); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
+
+## Issue 29, in order: the distillation grid (temperature and hard-label weight, on a proxy), the
+## student candidates and the born-again network (defined once the grid has chosen their setting,
+## by the rule in fer_utils/training/experiments.py). Each run resumes where it stopped.
+DISTILL_GRID := distill_proxy_t2_w02 distill_proxy_t4_w02 distill_proxy_t1_w02 distill_proxy_t2_w05
+DISTILL_AFTER_GRID := student_proxy_mini_xception student_proxy_separable_32_256 \
+	student_proxy_32_256_one_conv student_proxy_24_192 born_again_fer_net_7
+distill-queue: $(INSTALLED)
+	for experiment in $(DISTILL_GRID) $(DISTILL_AFTER_GRID); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
 
 clean-runs:
 	rm -rf reports/runs

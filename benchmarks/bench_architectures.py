@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from fer_utils.augmentation import build_augmenter
-from fer_utils.model_cost import model_macs
-from fer_utils.models import build_model, parameter_counts
-from fer_utils.training import TrainingConfig, compile_model, make_dataset, one_hot
+from fer_utils.models.architectures import build_model, parameter_counts
+from fer_utils.models.cost import model_macs
+from fer_utils.training.augmentation import build_augmenter
+from fer_utils.training.loop import TrainingConfig, compile_model, make_dataset, one_hot
 
 #: name -> (architecture, builder options)
 CANDIDATES: dict[str, tuple[str, dict]] = {
@@ -57,13 +57,20 @@ def main() -> None:
             started = time.perf_counter()
             model.fit(data, epochs=1, verbose=0)
             rates[name].append(args.images / (time.perf_counter() - started))
-    print(f"{args.images} random faces per epoch, batch {args.batch_size}, augmented; medians of {args.rounds} rounds")
-    print(f"{'candidate':<20}{'parameters':>12}{'MMAC/face':>11}{'images/s':>10}{'GMAC/s':>8}{'min/epoch*':>11}")
+    print(
+        f"{args.images} random faces per epoch, batch {args.batch_size}, augmented; medians of {args.rounds} rounds"
+    )
+    print(
+        f"{'candidate':<20}{'parameters':>12}{'MMAC/face':>11}{'images/s':>10}{'GMAC/s':>8}{'min/epoch*':>11}"
+    )
     for name, model in models.items():
         macs = model_macs(model)
         rate = statistics.median(rates[name])
-        print(f"{name:<20}{parameter_counts(model)['total']:>12,}{macs / 1e6:>11.1f}{rate:>10.0f}"
-              f"{3 * macs * rate / 1e9:>8.1f}{28709 / rate / 60:>11.1f}", flush=True)
+        print(
+            f"{name:<20}{parameter_counts(model)['total']:>12,}{macs / 1e6:>11.1f}{rate:>10.0f}"
+            f"{3 * macs * rate / 1e9:>8.1f}{28709 / rate / 60:>11.1f}",
+            flush=True,
+        )
     print("* one epoch over the 28,709 Training faces at that rate")
 
 

@@ -38,18 +38,27 @@ def benchmark_model(model_arg: str | None, scratch: Path) -> tuple[Path, str]:
     committed = config.MODELS_DIR / "phase1_cnn.keras"
     if committed.is_file():
         return committed, f"model {committed} (the committed phase-1 CNN)"
-    from fer_utils.model_io import save_model_with_metadata
-    from fer_utils.models import build_model
+    from fer_utils.models.architectures import build_model
+    from fer_utils.models.saving import save_model_with_metadata
 
-    path = save_model_with_metadata(build_model("mini_xception", 7), scratch / "mini_xception_untrained.keras",
-                                    {"experiment": "benchmark, untrained"})
-    return path, ("NOTE: models/phase1_cnn.keras does not exist yet; measuring an UNTRAINED mini-Xception "
-                  "(sizes and latencies are representative, accuracies would not be)")
+    path = save_model_with_metadata(
+        build_model("mini_xception", 7),
+        scratch / "mini_xception_untrained.keras",
+        {"experiment": "benchmark, untrained"},
+    )
+    return path, (
+        "NOTE: models/phase1_cnn.keras does not exist yet; measuring an UNTRAINED mini-Xception "
+        "(sizes and latencies are representative, accuracies would not be)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", help="a .keras file (default: models/phase1_cnn.keras, else untrained mini-Xception)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help="a .keras file (default: models/phase1_cnn.keras, else untrained mini-Xception)",
+    )
     parser.add_argument("--csv", help="FER2013 CSV (default: $FER2013_CSV, data/raw/, the sample)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=200, help="single-face calls per format")
@@ -57,10 +66,10 @@ def main() -> None:
     args = parser.parse_args()
     configure_threads(args.threads)
 
-    from fer_utils.evaluation import labels_for_model
-    from fer_utils.export import calibration_faces, export_all
-    from fer_utils.export_evaluation import export_table, format_table
-    from fer_utils.fer2013 import load_fer2013
+    from fer_utils.analysis.evaluation import labels_for_model
+    from fer_utils.data.fer2013 import load_fer2013
+    from fer_utils.edge.evaluation import export_table, format_table
+    from fer_utils.edge.export import calibration_faces, export_all
 
     source = config.find_fer2013_csv(args.csv)
     dataset = load_fer2013(source.path)
@@ -73,11 +82,15 @@ def main() -> None:
         table = export_table(results, sets, latency_repeats=args.repeats, num_threads=args.threads)
     load_after = os.getloadavg()
     print(description)
-    print(f"data {source.path}{' (SAMPLE)' if source.is_sample else ''}; {len(public)} PublicTest faces for throughput; "
-          f"{args.repeats} single-face calls per format; {args.threads} thread(s) for TensorFlow and TFLite; "
-          f"{os.cpu_count()} CPUs")
-    print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
-          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    print(
+        f"data {source.path}{' (SAMPLE)' if source.is_sample else ''}; {len(public)} PublicTest faces for throughput; "
+        f"{args.repeats} single-face calls per format; {args.threads} thread(s) for TensorFlow and TFLite; "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
+    )
     print(format_table(table[["size_bytes", "size_kib", "latency_ms", "throughput_faces_per_s"]]))
 
 

@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from fer_utils import config
-from fer_utils.face_detection import FaceDetector, expand_boxes
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.recognition import box_iou
-from fer_utils.synthetic_video import cascade_detection_rate, single_face_detections
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.video.face_detection import FaceDetector, expand_boxes
+from fer_utils.video.recognition import box_iou
+from fer_utils.video.synthetic import cascade_detection_rate, single_face_detections
 
 #: (label, FaceDetector keyword arguments, face size in px, background)
 CASES = (
@@ -28,7 +28,12 @@ CASES = (
     ("defaults", {}, 140, "plain"),
     ("defaults", {}, 100, "blur"),
     ("defaults", {}, 200, "blur"),
-    ("OpenCV usual: scale 1.1, 5 neighbours, min 0.1", {"scale_factor": 1.1, "min_neighbors": 5, "min_face_fraction": 0.1}, 140, "blur"),
+    (
+        "OpenCV usual: scale 1.1, 5 neighbours, min 0.1",
+        {"scale_factor": 1.1, "min_neighbors": 5, "min_face_fraction": 0.1},
+        140,
+        "blur",
+    ),
     ("detection width 240", {"detection_width": 240}, 140, "blur"),
     ("full resolution", {"detection_width": None}, 140, "blur"),
 )
@@ -43,12 +48,16 @@ def main() -> None:
     data = load_fer2013(config.find_fer2013_csv(args.csv).path)
     data = data.split("PublicTest") if "PublicTest" in data.splits_present else data
     faces = data.images[np.random.default_rng(2).choice(len(data), min(args.faces, len(data)), replace=False)]
-    print(f"{len(faces)} faces from {'+'.join(data.splits_present)}; load average {tuple(round(v, 2) for v in os.getloadavg())}")
+    print(
+        f"{len(faces)} faces from {'+'.join(data.splits_present)}; load average {tuple(round(v, 2) for v in os.getloadavg())}"
+    )
     for label, options, size, background in CASES:
         started = time.process_time()
         rate = cascade_detection_rate(faces, FaceDetector(**options), face_size=size, background=background)
         cpu_ms = 1000 * (time.process_time() - started) / len(faces)
-        print(f"{label:<48} face {size:>3} px, {background:<5}: found {100 * rate:5.1f}%  CPU {cpu_ms:5.1f} ms/frame")
+        print(
+            f"{label:<48} face {size:>3} px, {background:<5}: found {100 * rate:5.1f}%  CPU {cpu_ms:5.1f} ms/frame"
+        )
     _margin_fit(faces)
 
 
@@ -64,7 +73,9 @@ def _margin_fit(faces: np.ndarray, margins: tuple[float, ...] = (0.0, 0.1, 0.2, 
         corners = expand_boxes(found[hit], margin, (10_000, 10_000))  # no frame clipping: geometry only
         grown = np.column_stack([corners[:, :2], corners[:, 2:] - corners[:, :2]])
         ious = [box_iou(t[None], g[None])[0, 0] for t, g in zip(truth[hit], grown)]
-        print(f"crop margin {margin:.1f}: median IoU with the FER2013 face square {np.median(ious):.3f} ({hit.sum()} faces)")
+        print(
+            f"crop margin {margin:.1f}: median IoU with the FER2013 face square {np.median(ious):.3f} ({hit.sum()} faces)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from fer_utils import config
-from fer_utils.fer2013 import load_fer2013
+from fer_utils.data.fer2013 import load_fer2013
 
 
 def main() -> None:
@@ -31,8 +31,12 @@ def main() -> None:
             load_fer2013(source.path, cache_dir=cache_dir)
             cached.append(time.perf_counter() - started)
     print(f"file: {source.path} ({len(dataset):,} rows{', SAMPLE' if source.is_sample else ''})")
-    print(f"cold load (parse CSV + write cache): median {statistics.median(cold):.2f} s  runs {[round(t, 2) for t in cold]}")
-    print(f"cached load (.npz):                  median {statistics.median(cached):.3f} s  runs {[round(t, 3) for t in cached]}")
+    print(
+        f"cold load (parse CSV + write cache): median {statistics.median(cold):.2f} s  runs {[round(t, 2) for t in cold]}"
+    )
+    print(
+        f"cached load (.npz):                  median {statistics.median(cached):.3f} s  runs {[round(t, 3) for t in cached]}"
+    )
 
 
 if __name__ == "__main__":

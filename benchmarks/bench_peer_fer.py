@@ -8,7 +8,7 @@ there, in ``benchmarks/peer_fer/fer_worker.py``, as a subprocess.
 1. The clip is composed exactly as ``bench_video.py`` composes it (same seed and layout: 640x480,
    one to three real PublicTest faces upscaled to 120-160 px, a blurred background), and the test
    splits' 48x48 faces (PublicTest, and PrivateTest when the file has it) go to an .npz.
-2. Model accuracy on those faces: ours through ``fer_utils.evaluation``, fer's through the worker
+2. Model accuracy on those faces: ours through ``fer_utils.analysis.evaluation``, fer's through the worker
    (fer's resize to 64x64 and its own scaling; its class order mapped to FER2013's by name). With a
    6-class model fer's 7-class predictions are also scored after the same disgust merge.
 3. Throughput, in interleaved rounds (ours, then fer's, per round; medians reported): ours is the
@@ -46,14 +46,30 @@ import numpy as np
 import pandas as pd
 
 from fer_utils import config
-from fer_utils.evaluation import evaluate_split
-from fer_utils.face_detection import FaceDetector
-from fer_utils.fer2013 import FERDataset, load_fer2013
-from fer_utils.labels import MERGED_CLASSES, merge_disgust
-from fer_utils.recognition import DEFAULT_CROP_MARGIN, EmotionRecognizer, KerasFaceClassifier, ProbabilitySmoother
-from fer_utils.synthetic_video import VideoLayout, compose_face_video, load_ground_truth, score_against_ground_truth
-from fer_utils.timeline import TimelineWriter, read_timeline
-from fer_utils.video import FrameSinks, find_default_model, open_video_source, open_video_writer, process_stream
+from fer_utils.analysis.evaluation import evaluate_split
+from fer_utils.data.fer2013 import FERDataset, load_fer2013
+from fer_utils.data.labels import MERGED_CLASSES, merge_disgust
+from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.recognition import (
+    DEFAULT_CROP_MARGIN,
+    EmotionRecognizer,
+    KerasFaceClassifier,
+    ProbabilitySmoother,
+)
+from fer_utils.video.stream import (
+    FrameSinks,
+    find_default_model,
+    open_video_source,
+    open_video_writer,
+    process_stream,
+)
+from fer_utils.video.synthetic import (
+    VideoLayout,
+    compose_face_video,
+    load_ground_truth,
+    score_against_ground_truth,
+)
+from fer_utils.video.timeline import TimelineWriter, read_timeline
 
 EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
 WORKER = Path(__file__).resolve().parent / "peer_fer" / "fer_worker.py"
@@ -94,8 +110,10 @@ def fer_python(venv: Path) -> Path:
     """The interpreter of fer's environment, or an error that says how to create it."""
     python = venv / "bin" / "python"
     if not python.is_file():
-        raise BenchmarkInputError(f"fer's environment {venv} does not exist (no {python}); create it with "
-                                  f"`bash {SETUP_SCRIPT}` (pip only, about 2 GB), or pass --fer-venv")
+        raise BenchmarkInputError(
+            f"fer's environment {venv} does not exist (no {python}); create it with "
+            f"`bash {SETUP_SCRIPT}` (pip only, about 2 GB), or pass --fer-venv"
+        )
     return python
 
 
@@ -107,10 +125,17 @@ def write_test_faces(data: FERDataset, path: Path) -> FERDataset:
     """The test splits' faces (PrivateTest too when present) as the worker's .npz; returns them."""
     splits = [split for split in TEST_SPLITS if split in data.splits_present]
     if not splits:
-        raise BenchmarkInputError(f"{data.source} has no {' or '.join(TEST_SPLITS)} rows to measure accuracy on")
+        raise BenchmarkInputError(
+            f"{data.source} has no {' or '.join(TEST_SPLITS)} rows to measure accuracy on"
+        )
     test = data.subset(np.isin(data.usage, splits))
-    np.savez(path, images=test.images, labels=test.labels, splits=test.usage.astype(str),
-             class_names=np.array(test.class_names))
+    np.savez(
+        path,
+        images=test.images,
+        labels=test.labels,
+        splits=test.usage.astype(str),
+        class_names=np.array(test.class_names),
+    )
     return test
 
 
@@ -120,14 +145,17 @@ def compose_clip(data: FERDataset, folder: Path, args: argparse.Namespace) -> tu
     picked = np.random.default_rng(0).choice(len(source), min(len(source), args.frames), replace=False)
     layout = VideoLayout(n_frames=args.frames, background=args.background, hold_frames=args.hold_frames)
     video = folder / "clip.mp4"
-    truth = compose_face_video(source.images[picked], source.labels[picked], video,
-                               class_names=source.class_names, layout=layout)
+    truth = compose_face_video(
+        source.images[picked], source.labels[picked], video, class_names=source.class_names, layout=layout
+    )
     return video, truth
 
 
 def our_accuracy(classifier: KerasFaceClassifier, test: FERDataset) -> dict[str, float]:
-    return {split: evaluate_split(classifier.model, test.split(split), classifier.class_names, split).accuracy
-            for split in test.splits_present}
+    return {
+        split: evaluate_split(classifier.model, test.split(split), classifier.class_names, split).accuracy
+        for split in test.splits_present
+    }
 
 
 def fer_accuracy(accuracy_report: dict, test: FERDataset, our_classes: tuple[str, ...]) -> dict[str, float]:
@@ -142,38 +170,64 @@ def fer_accuracy(accuracy_report: dict, test: FERDataset, our_classes: tuple[str
     return scores
 
 
-def our_round(video: Path, classifier: KerasFaceClassifier, args: argparse.Namespace, folder: Path) -> tuple[float, float]:
+def our_round(
+    video: Path, classifier: KerasFaceClassifier, args: argparse.Namespace, folder: Path
+) -> tuple[float, float]:
     """One pass of the ``fer_utils video`` loop over the clip (as bench_video.py runs it).
 
     Returns frames per second and CPU ms per frame (this process, all threads), the latter being
     less sensitive to the other jobs on the machine than wall clock.
     """
-    recognizer = EmotionRecognizer(classifier, FaceDetector(detection_width=args.detection_width),
-                                   ProbabilitySmoother(args.smoothing), margin=args.margin)
+    recognizer = EmotionRecognizer(
+        classifier,
+        FaceDetector(detection_width=args.detection_width),
+        ProbabilitySmoother(args.smoothing),
+        margin=args.margin,
+    )
     source = open_video_source(str(video))
-    sinks = FrameSinks(TimelineWriter(folder / "ours_timeline.jsonl"),
-                       open_video_writer(folder / "ours_annotated.mp4", source.fps, source.frame_size))
+    sinks = FrameSinks(
+        TimelineWriter(folder / "ours_timeline.jsonl"),
+        open_video_writer(folder / "ours_annotated.mp4", source.fps, source.frame_size),
+    )
     cpu_started = time.process_time()
     summary = process_stream(source, recognizer, sinks, progress=False)
     return summary.fps, 1000 * (time.process_time() - cpu_started) / summary.frames
 
 
-def fer_round(python: Path, video: Path, truth: Path, faces: Path | None, args: argparse.Namespace,
-              folder: Path) -> dict:
+def fer_round(
+    python: Path, video: Path, truth: Path, faces: Path | None, args: argparse.Namespace, folder: Path
+) -> dict:
     """One worker run in fer's environment: its JSON report (accuracy only when ``faces`` is given)."""
-    command = [str(python), str(WORKER), "run", str(video), str(truth), "--runs", "1",
-               "--backends", *args.fer_backends, "--timeline-dir", str(folder)]
+    command = [
+        str(python),
+        str(WORKER),
+        "run",
+        str(video),
+        str(truth),
+        "--runs",
+        "1",
+        "--backends",
+        *args.fer_backends,
+        "--timeline-dir",
+        str(folder),
+    ]
     if faces is not None:
         command += ["--faces", str(faces)]
-    finished = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"})
+    finished = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"},
+    )
     lines = finished.stdout.strip().splitlines()
     if finished.returncode != 0 or not lines:
         raise RuntimeError(f"fer_worker.py exited with {finished.returncode}:\n{finished.stderr[-3000:]}")
     return json.loads(lines[-1])
 
 
-def comparison_table(our_name: str, ours: PipelineRuns, fer: dict[str, PipelineRuns], rounds: int) -> pd.DataFrame:
+def comparison_table(
+    our_name: str, ours: PipelineRuns, fer: dict[str, PipelineRuns], rounds: int
+) -> pd.DataFrame:
     """One column per pipeline; rows: model accuracy, fps, speed-up, CPU time, end-to-end scores."""
     columns = {f"ours: {our_name}": ours, **{FER_BACKEND_TITLES[name]: runs for name, runs in fer.items()}}
     rows: dict[str, dict[str, str]] = {}
@@ -189,24 +243,34 @@ def comparison_table(our_name: str, ours: PipelineRuns, fer: dict[str, PipelineR
         column["faces detected / true faces"] = f"{runs.score['detected_faces']} / {runs.score['true_faces']}"
         rows[title] = column
     table = pd.DataFrame(rows).fillna("-")
-    accuracy_rows = [row for row in table.index if "(48x48 faces)" in row]  # fer's disgust-merged rows come last otherwise
+    accuracy_rows = [
+        row for row in table.index if "(48x48 faces)" in row
+    ]  # fer's disgust-merged rows come last otherwise
     return table.reindex(accuracy_rows + [row for row in table.index if row not in accuracy_rows])
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="default: the best committed model (fer_utils.video.find_default_model)")
+    parser.add_argument(
+        "--model", help="default: the best committed model (fer_utils.video.stream.find_default_model)"
+    )
     parser.add_argument("--csv")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (ours, then fer's)")
     parser.add_argument("--hold-frames", type=int, default=25, help="frames before the faces change")
     parser.add_argument("--background", default="blur", choices=("blur", "plain"))
-    parser.add_argument("--cv-threads", type=int, default=0,
-                        help="cv2.setNumThreads for OUR pipeline (0: OpenCV's default, as the video command and fer use)")
+    parser.add_argument(
+        "--cv-threads",
+        type=int,
+        default=0,
+        help="cv2.setNumThreads for OUR pipeline (0: OpenCV's default, as the video command and fer use)",
+    )
     parser.add_argument("--detection-width", type=int, default=320)
     parser.add_argument("--smoothing", type=float, default=0.3)
     parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN)
-    parser.add_argument("--fer-backends", nargs="+", choices=tuple(FER_BACKEND_TITLES), default=["tflite", "keras"])
+    parser.add_argument(
+        "--fer-backends", nargs="+", choices=tuple(FER_BACKEND_TITLES), default=["tflite", "keras"]
+    )
     parser.add_argument("--fer-venv", type=Path, default=config.PROJECT_ROOT / ".venv-fer")
     args = parser.parse_args()
     if args.repeats < 1 or args.frames < 1:
@@ -214,8 +278,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def interleaved_rounds(python: Path, classifier: KerasFaceClassifier, clip: tuple[Path, Path], args: argparse.Namespace,
-                       folder: Path) -> tuple[PipelineRuns, dict[str, PipelineRuns], dict]:
+def interleaved_rounds(
+    python: Path,
+    classifier: KerasFaceClassifier,
+    clip: tuple[Path, Path],
+    args: argparse.Namespace,
+    folder: Path,
+) -> tuple[PipelineRuns, dict[str, PipelineRuns], dict]:
     """Ours, then fer's worker, ``args.repeats`` times; fer's first report (the one with accuracy) and
     the timelines of the last round are kept."""
     video, truth = clip
@@ -229,22 +298,36 @@ def interleaved_rounds(python: Path, classifier: KerasFaceClassifier, clip: tupl
         first_report = first_report or report
         for name, runs in fer.items():
             runs.add(report["video"][name]["fps_median"], report["video"][name]["cpu_ms_per_frame_median"])
-        print(f"  ours {ours.fps_runs[-1]:.1f} fps; " + "; ".join(f"fer {name} {runs.fps_runs[-1]:.1f} fps"
-                                                          for name, runs in fer.items()) + f"; {load_average()}", flush=True)
+        print(
+            f"  ours {ours.fps_runs[-1]:.1f} fps; "
+            + "; ".join(f"fer {name} {runs.fps_runs[-1]:.1f} fps" for name, runs in fer.items())
+            + f"; {load_average()}",
+            flush=True,
+        )
     return ours, fer, first_report
 
 
-def print_results(model_path: Path, classifier: KerasFaceClassifier, ours: PipelineRuns, fer: dict[str, PipelineRuns],
-                  versions: dict, args: argparse.Namespace) -> None:
-    print(f"\nours: {model_path} ({len(classifier.class_names)} classes), cv2 threads {cv2.getNumThreads()}, "
-          f"detection width {args.detection_width}; fer {versions['fer']} with TensorFlow {versions['tensorflow']}, "
-          f"OpenCV {versions['opencv']} (cv2 threads {versions['cv2_threads']}), Haar cascade on the full frame")
+def print_results(
+    model_path: Path,
+    classifier: KerasFaceClassifier,
+    ours: PipelineRuns,
+    fer: dict[str, PipelineRuns],
+    versions: dict,
+    args: argparse.Namespace,
+) -> None:
+    print(
+        f"\nours: {model_path} ({len(classifier.class_names)} classes), cv2 threads {cv2.getNumThreads()}, "
+        f"detection width {args.detection_width}; fer {versions['fer']} with TensorFlow {versions['tensorflow']}, "
+        f"OpenCV {versions['opencv']} (cv2 threads {versions['cv2_threads']}), Haar cascade on the full frame"
+    )
     print(comparison_table(model_path.stem, ours, fer, args.repeats).to_string())
     reference = fer.get("tflite") or next(iter(fer.values()))
     speedup = ours.fps_median / reference.fps_median
-    print(f"\ntargets (issue #7): ours >= {TARGET_SPEEDUP:g}x fer's {'default ' if 'tflite' in fer else ''}fps: "
-          f"{speedup:.2f}x, {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}; ours >= {TARGET_FPS:g} fps end to end: "
-          f"{ours.fps_median:.1f}, {'met' if ours.fps_median >= TARGET_FPS else 'NOT met'}")
+    print(
+        f"\ntargets (issue #7): ours >= {TARGET_SPEEDUP:g}x fer's {'default ' if 'tflite' in fer else ''}fps: "
+        f"{speedup:.2f}x, {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}; ours >= {TARGET_FPS:g} fps end to end: "
+        f"{ours.fps_median:.1f}, {'met' if ours.fps_median >= TARGET_FPS else 'NOT met'}"
+    )
     print(f"after: {load_average()}")
 
 
@@ -261,15 +344,19 @@ def run(args: argparse.Namespace) -> None:
         folder = Path(folder)
         test = write_test_faces(data, folder / "test_faces.npz")
         clip = compose_clip(data, folder, args)
-        print(f"clip: {args.frames} frames 640x480; accuracy faces: "
-              + ", ".join(f"{split} {int((test.usage == split).sum())}" for split in test.splits_present))
+        print(
+            f"clip: {args.frames} frames 640x480; accuracy faces: "
+            + ", ".join(f"{split} {int((test.usage == split).sum())}" for split in test.splits_present)
+        )
         ours, fer, first_report = interleaved_rounds(python, classifier, clip, args, folder)
         ground_truth = load_ground_truth(clip[1])
         ours.accuracy = our_accuracy(classifier, test)
         ours.score = score_against_ground_truth(read_timeline(folder / "ours_timeline.jsonl"), ground_truth)
         for name, runs in fer.items():
             runs.accuracy = fer_accuracy(first_report["accuracy"][name], test, classifier.class_names)
-            runs.score = score_against_ground_truth(read_timeline(folder / f"fer_{name}_timeline.jsonl"), ground_truth)
+            runs.score = score_against_ground_truth(
+                read_timeline(folder / f"fer_{name}_timeline.jsonl"), ground_truth
+            )
     print_results(model_path, classifier, ours, fer, first_report["versions"], args)
 
 

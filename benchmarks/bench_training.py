@@ -22,11 +22,11 @@ import time
 
 import numpy as np
 
-from fer_utils.augmentation import build_augmenter, build_layerwise_augmenter
-from fer_utils.experiments import EXPERIMENTS
-from fer_utils.models import build_model
-from fer_utils.preprocessing import as_model_input
-from fer_utils.training import compile_model, make_dataset, one_hot
+from fer_utils.data.preprocessing import as_model_input
+from fer_utils.models.architectures import build_model
+from fer_utils.training.augmentation import build_augmenter, build_layerwise_augmenter
+from fer_utils.training.experiments import EXPERIMENTS
+from fer_utils.training.loop import compile_model, make_dataset, one_hot
 
 VARIANTS = ("plain fit", "tf.data", "tf.data+aug", "stock layers", "XLA fit")
 
@@ -37,7 +37,9 @@ def epoch_runners(model, xla_model, faces, targets, batch):
     datasets = {
         "tf.data": make_dataset(faces, targets, batch, shuffle=True),
         "tf.data+aug": make_dataset(faces, targets, batch, shuffle=True, augmenter=build_augmenter()),
-        "stock layers": make_dataset(faces, targets, batch, shuffle=True, augmenter=build_layerwise_augmenter()),
+        "stock layers": make_dataset(
+            faces, targets, batch, shuffle=True, augmenter=build_layerwise_augmenter()
+        ),
     }
     runners = {
         "plain fit": lambda: model.fit(x, targets, batch_size=batch, epochs=1, verbose=0),
@@ -70,20 +72,29 @@ def main() -> None:
     faces = rng.integers(0, 256, size=(args.images, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, size=args.images)
     print(f"{args.images} images per epoch; medians of {args.rounds} interleaved rounds; images/s")
-    print(f"{'experiment':<24}{'batch':>6}" + "".join(f"{v:>14}" for v in VARIANTS) + f"{'aug cost':>10}{'stock cost':>12}{'XLA/plain':>11}")
+    print(
+        f"{'experiment':<24}{'batch':>6}"
+        + "".join(f"{v:>14}" for v in VARIANTS)
+        + f"{'aug cost':>10}{'stock cost':>12}{'XLA/plain':>11}"
+    )
     for name in args.experiments:
         experiment = EXPERIMENTS[name]
         batch = experiment.training.batch_size
-        model, xla_model = (compile_model(build_model(experiment.architecture, experiment.num_classes), experiment.training)
-                            for _ in range(2))
+        model, xla_model = (
+            compile_model(build_model(experiment.architecture, experiment.num_classes), experiment.training)
+            for _ in range(2)
+        )
         xla_model.jit_compile = True
         targets = one_hot(labels, experiment.num_classes)
         rates = measure(epoch_runners(model, xla_model, faces, targets, batch), args.images, args.rounds)
         plain = rates["plain fit"]
-        print(f"{name:<24}{batch:>6}" + "".join(f"{rates[v]:>14.0f}" for v in VARIANTS)
-              + f"{100 * (1 - rates['tf.data+aug'] / plain):>9.1f}%{100 * (1 - rates['stock layers'] / plain):>11.1f}%"
-              + f"{rates['XLA fit'] / plain:>10.2f}x",
-              flush=True)
+        print(
+            f"{name:<24}{batch:>6}"
+            + "".join(f"{rates[v]:>14.0f}" for v in VARIANTS)
+            + f"{100 * (1 - rates['tf.data+aug'] / plain):>9.1f}%{100 * (1 - rates['stock layers'] / plain):>11.1f}%"
+            + f"{rates['XLA fit'] / plain:>10.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

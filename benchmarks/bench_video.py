@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_video.py [--model PATH] [--frames 150] [--repeats 3] [--cv-threads 0]
 The clip holds one to three real FER2013 PublicTest faces (upscaled to 120-160 px) per frame; the loop is the
-command's own (``fer_utils.video.process_stream``): decode, detect, crop, one batched inference,
+command's own (``fer_utils.video.stream.process_stream``): decode, detect, crop, one batched inference,
 draw and write the mp4 and the timeline. Without a trained model an untrained mini-Xception stands
 in (same inference cost, meaningless labels). Prints the median of the runs, the per-stage
 breakdown, the per-face inference latency, and the machine's load average, because on a shared
@@ -25,12 +25,28 @@ import cv2
 import numpy as np
 
 from fer_utils import config
-from fer_utils.face_detection import FaceDetector
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.recognition import DEFAULT_CROP_MARGIN, EmotionRecognizer, KerasFaceClassifier, ProbabilitySmoother
-from fer_utils.synthetic_video import VideoLayout, compose_face_video, load_ground_truth, score_against_ground_truth
-from fer_utils.timeline import TimelineWriter, read_timeline
-from fer_utils.video import FrameSinks, find_default_model, open_video_source, open_video_writer, process_stream
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.recognition import (
+    DEFAULT_CROP_MARGIN,
+    EmotionRecognizer,
+    KerasFaceClassifier,
+    ProbabilitySmoother,
+)
+from fer_utils.video.stream import (
+    FrameSinks,
+    find_default_model,
+    open_video_source,
+    open_video_writer,
+    process_stream,
+)
+from fer_utils.video.synthetic import (
+    VideoLayout,
+    compose_face_video,
+    load_ground_truth,
+    score_against_ground_truth,
+)
+from fer_utils.video.timeline import TimelineWriter, read_timeline
 
 STAGES = ("decode", "detect", "crop", "infer", "draw_write")
 
@@ -40,17 +56,23 @@ def _classifier(model_path: str | None) -> tuple[KerasFaceClassifier, str]:
         path = Path(model_path) if model_path else find_default_model()
         return KerasFaceClassifier.from_file(path), str(path)
     except FileNotFoundError:
-        from fer_utils.labels import FER2013_CLASSES
-        from fer_utils.models import build_model
+        from fer_utils.data.labels import FER2013_CLASSES
+        from fer_utils.models.architectures import build_model
 
-        return KerasFaceClassifier(build_model("mini_xception", 7), FER2013_CLASSES), "untrained mini_xception (7 classes)"
+        return KerasFaceClassifier(
+            build_model("mini_xception", 7), FER2013_CLASSES
+        ), "untrained mini_xception (7 classes)"
 
 
-def _one_run(video: Path, recognizer: EmotionRecognizer, output_dir: Path) -> tuple[float, float, Counter, int, int]:
+def _one_run(
+    video: Path, recognizer: EmotionRecognizer, output_dir: Path
+) -> tuple[float, float, Counter, int, int]:
     """Wall-clock fps, CPU ms per frame (this process, all threads), stage seconds, frames, faces."""
     source = open_video_source(str(video))
-    sinks = FrameSinks(TimelineWriter(output_dir / "timeline.jsonl"),
-                       open_video_writer(output_dir / "annotated.mp4", source.fps, source.frame_size))
+    sinks = FrameSinks(
+        TimelineWriter(output_dir / "timeline.jsonl"),
+        open_video_writer(output_dir / "annotated.mp4", source.fps, source.frame_size),
+    )
     timings: Counter = Counter()
     cpu_started = time.process_time()
     summary = process_stream(source, recognizer, sinks, progress=False, timings=timings)
@@ -67,8 +89,9 @@ def _per_face_latency(classifier: KerasFaceClassifier, batch: int, repeats: int 
     return (time.perf_counter() - started) / repeats
 
 
-def _print_direct_accuracy(classifier: KerasFaceClassifier, faces: np.ndarray, labels: np.ndarray, truth: dict,
-                           score: dict) -> None:
+def _print_direct_accuracy(
+    classifier: KerasFaceClassifier, faces: np.ndarray, labels: np.ndarray, truth: dict, score: dict
+) -> None:
     """The model on the clip's own 48x48 faces, to tell what the video pipeline costs in accuracy."""
     used = sorted({face["source_index"] for frame in truth["frames"] for face in frame["faces"]})
     truth_names = truth["class_names"]
@@ -78,8 +101,10 @@ def _print_direct_accuracy(classifier: KerasFaceClassifier, faces: np.ndarray, l
     predicted = classifier(faces[used][..., np.newaxis]).argmax(axis=1)
     correct = dict(zip(used, predicted == labels[used]))
     detected = score["matched_source_indices"]
-    print(f"the model on the 48x48 originals: {np.mean(list(correct.values())):.3f} of the {len(used)} distinct faces, "
-          f"{np.mean([correct[i] for i in detected]):.3f} of the {len(detected)} that were detected")
+    print(
+        f"the model on the 48x48 originals: {np.mean(list(correct.values())):.3f} of the {len(used)} distinct faces, "
+        f"{np.mean([correct[i] for i in detected]):.3f} of the {len(detected)} that were detected"
+    )
 
 
 def main() -> None:
@@ -88,13 +113,19 @@ def main() -> None:
     parser.add_argument("--csv")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cv-threads", type=int, default=0,
-                        help="cv2.setNumThreads (0: OpenCV's default, what `python -m fer_utils video` uses)")
+    parser.add_argument(
+        "--cv-threads",
+        type=int,
+        default=0,
+        help="cv2.setNumThreads (0: OpenCV's default, what `python -m fer_utils video` uses)",
+    )
     parser.add_argument("--detection-width", type=int, default=320)
     parser.add_argument("--smoothing", type=float, default=0.3)
     parser.add_argument("--background", default="blur", choices=("blur", "plain"))
     parser.add_argument("--hold-frames", type=int, default=25, help="frames before the faces change")
-    parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN, help="crop margin around each detected box")
+    parser.add_argument(
+        "--margin", type=float, default=DEFAULT_CROP_MARGIN, help="crop margin around each detected box"
+    )
     args = parser.parse_args()
     if args.cv_threads:
         cv2.setNumThreads(args.cv_threads)
@@ -108,10 +139,14 @@ def main() -> None:
         video = folder / "clip.mp4"
         picked = np.random.default_rng(0).choice(len(data), min(len(data), args.frames), replace=False)
         layout = VideoLayout(n_frames=args.frames, background=args.background, hold_frames=args.hold_frames)
-        truth = compose_face_video(data.images[picked], data.labels[picked], video, class_names=data.class_names, layout=layout)
+        truth = compose_face_video(
+            data.images[picked], data.labels[picked], video, class_names=data.class_names, layout=layout
+        )
         fps_runs, cpu_runs, stage_runs = [], [], []
         for _ in range(args.repeats):
-            recognizer = EmotionRecognizer(classifier, detector, ProbabilitySmoother(args.smoothing), margin=args.margin)
+            recognizer = EmotionRecognizer(
+                classifier, detector, ProbabilitySmoother(args.smoothing), margin=args.margin
+            )
             fps, cpu_ms, timings, frames, faces = _one_run(video, recognizer, folder)
             fps_runs.append(fps)
             cpu_runs.append(cpu_ms)
@@ -119,18 +154,26 @@ def main() -> None:
         ground_truth = load_ground_truth(truth)
         score = score_against_ground_truth(read_timeline(folder / "timeline.jsonl"), ground_truth)
     print(f"model: {model_name}; cv2 threads {cv2.getNumThreads()}; detection width {args.detection_width}")
-    print(f"clip: {frames} frames 640x480, {args.background} background, {faces} faces detected in the last run ({faces / frames:.2f} per frame)")
+    print(
+        f"clip: {frames} frames 640x480, {args.background} background, {faces} faces detected in the last run ({faces / frames:.2f} per frame)"
+    )
     print(f"end-to-end: median {statistics.median(fps_runs):.1f} fps  runs {[round(f, 1) for f in fps_runs]}")
     print(f"CPU time of this process, all threads: median {statistics.median(cpu_runs):.1f} ms per frame")
-    print("per frame, wall clock (median ms): " + "  ".join(
-        f"{stage} {statistics.median(run[stage] for run in stage_runs):.2f}" for stage in STAGES))
+    print(
+        "per frame, wall clock (median ms): "
+        + "  ".join(f"{stage} {statistics.median(run[stage] for run in stage_runs):.2f}" for stage in STAGES)
+    )
     for batch in (1, 3):
         seconds = _per_face_latency(classifier, batch)
-        print(f"inference, batch of {batch}: {1000 * seconds:.2f} ms per call, {1000 * seconds / batch:.2f} ms per face")
-    print(f"against the ground truth ({score['true_faces']} faces in {score['frames']} frames, "
-          f"faces from {'+'.join(data.splits_present)}): "
-          f"detection recall {score['detection_recall']:.3f}, precision {score['detection_precision']:.3f}, "
-          f"label accuracy on detected faces {score['label_accuracy_on_matched']:.3f}")
+        print(
+            f"inference, batch of {batch}: {1000 * seconds:.2f} ms per call, {1000 * seconds / batch:.2f} ms per face"
+        )
+    print(
+        f"against the ground truth ({score['true_faces']} faces in {score['frames']} frames, "
+        f"faces from {'+'.join(data.splits_present)}): "
+        f"detection recall {score['detection_recall']:.3f}, precision {score['detection_precision']:.3f}, "
+        f"label accuracy on detected faces {score['label_accuracy_on_matched']:.3f}"
+    )
     _print_direct_accuracy(classifier, data.images[picked], data.labels[picked], ground_truth, score)
     print(f"load average after: {tuple(round(v, 2) for v in os.getloadavg())}")
 

@@ -1,33 +1,98 @@
-"""fer_utils: the reusable code behind the FER2013 notebooks (data, models, training, reports).
+"""fer_utils: the reusable code behind the FER2013 notebooks, grouped by concern.
 
-Importing the package sets three TensorFlow environment defaults, each unless the user has set it:
+``data`` reads the faces, ``models`` builds and saves networks, ``analysis`` scores them,
+``training`` fits them, ``video`` runs them on frames and ``edge`` exports them; ``cli`` puts
+commands on top. Imports run one way, in that order (``tests/test_package_layers.py``).
 
-* ``TF_CPP_MIN_LOG_LEVEL=3`` quietens the C++ start-up log (CUDA probing on CPU-only machines), so
-  notebook outputs stay readable.
-* ``ONEDNN_MAX_CPU_ISA=AVX2`` keeps oneDNN off its AVX-512 kernels. On a CPU with AVX-512 (where
-  TensorFlow 2.21 turns oneDNN on by default) training mini-Xception on the full Training split
-  crashed in its first epoch in all five runs we tried, 6 and 7 classes: a segmentation fault,
-  "double free or corruption", "malloc(): unaligned tcache chunk" (AMD EPYC Zen 4; compare the
-  oneDNN memory corruption in tensorflow/tensorflow#117700). Capped at AVX2 the same run trains,
-  and faster there (52 against 65 ms a step, one run each). oneDNN reads the variable when it
-  first runs, so it has to be set before any TensorFlow operation, which importing this package
-  first does.
-* ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64. TensorFlow turns oneDNN on by itself only on CPUs with
-  AVX-512-era extensions; on an AVX2-only CPU (AMD EPYC, 2 cores) it stayed off, and the own
-  network trained on Eigen's kernels at 48 images a second, against 77 with oneDNN on (medians of
-  three alternating runs of ``benchmarks/bench_architectures.py --only "fer_net 32-256 x2"``,
-  1,536 faces, 2 rounds each): 1.6 times the speed; about 1.25 times in the training runs of that
-  machine (``reports/benchmarks.md``). Capped at AVX2 as above, it is the
-  configuration every AVX-512 machine of this project has trained with. On other CPU families
-  (ARM) TensorFlow's own choice stands.
+Importing the package sets TensorFlow defaults unless the user has set them: quiet C++ logs,
+oneDNN capped at AVX2 (its AVX-512 kernels crashed training here) and turned on for x86-64,
+where it trains 1.25-1.6 times faster (``docs/training.md`` has the measurements).
 """
 
+import contextlib
+import importlib
+import importlib.abc
+import importlib.util
 import os
 import platform
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-__version__ = "0.1.0"
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the block (C++ code writes there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports TensorFlow with its C++ start-up lines silenced.
+
+    TensorFlow 2.21 prints "oneDNN custom operations are on" through absl before it reads
+    ``TF_CPP_MIN_LOG_LEVEL``, at import and nowhere else; ``TF_CPP_MIN_LOG_LEVEL=0`` keeps them.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            self._loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _native_stderr_silenced():
+            self._loader.exec_module(module)
+
+
+if "tensorflow" not in sys.modules and os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
+    sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+__version__ = "0.2.0"
+
+#: Public name -> module that defines it; imported on first use, so ``import fer_utils`` stays fast.
+_PUBLIC = {
+    "EmotionRecognizer": "fer_utils.api",
+    "Face": "fer_utils.api",
+    "analyze": "fer_utils.api",
+    "load_fer2013": "fer_utils.data.fer2013",
+    "FERDataset": "fer_utils.data.fer2013",
+    "load_image_folder": "fer_utils.data.image_folders",
+    "build_model": "fer_utils.models.architectures",
+    "load_model_with_metadata": "fer_utils.models.saving",
+    "save_model_with_metadata": "fer_utils.models.saving",
+    "evaluate_split": "fer_utils.analysis.evaluation",
+    "EXPERIMENTS": "fer_utils.training.experiments",
+    "get_experiment": "fer_utils.training.experiments",
+    "run_experiment": "fer_utils.training.experiments",
+    "train_model": "fer_utils.training.loop",
+    "FaceDetector": "fer_utils.video.face_detection",
+    "export_all": "fer_utils.edge.export",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'fer_utils' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

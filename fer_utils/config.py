@@ -12,21 +12,37 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
-DATA_DIR: Path = PROJECT_ROOT / "data"
+import platformdirs
+
+PACKAGE_DIR: Path = Path(__file__).resolve().parent
+PROJECT_ROOT: Path = PACKAGE_DIR.parent
+#: The model and face photo shipped inside the package (``pip install`` brings them along).
+BUNDLED_DIR: Path = PACKAGE_DIR / "bundled"
+BUNDLED_MODEL: Path = BUNDLED_DIR / "distilled_mini_xception_7.keras"
+BUNDLED_SAMPLE_FACE: Path = BUNDLED_DIR / "sample_face.png"
+#: True in a clone of the repository; False for a package installed from a wheel, whose outputs
+#: and caches then go to the current directory and the user's cache, never into site-packages.
+IN_CHECKOUT: bool = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
+_WORK_ROOT: Path = PROJECT_ROOT if IN_CHECKOUT else Path.cwd()
+
+DATA_DIR: Path = _WORK_ROOT / "data"
 RAW_DATA_DIR: Path = DATA_DIR / "raw"
-PROCESSED_DATA_DIR: Path = DATA_DIR / "processed"
-SAMPLE_DATA_DIR: Path = DATA_DIR / "sample"
+PROCESSED_DATA_DIR: Path = (
+    DATA_DIR / "processed" if IN_CHECKOUT else Path(platformdirs.user_cache_dir("fer-utils")) / "processed"
+)
+SAMPLE_DATA_DIR: Path = PROJECT_ROOT / "data" / "sample"
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 NOTEBOOK_PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
-REPORTS_DIR: Path = PROJECT_ROOT / "reports"
+REPORTS_DIR: Path = _WORK_ROOT / "reports"
 FIGURES_DIR: Path = REPORTS_DIR / "figures"
 METRICS_DIR: Path = REPORTS_DIR / "metrics"
 RUNS_DIR: Path = REPORTS_DIR / "runs"
 #: Logs of runs replaced after a mistake was found, kept so the mistake stays measurable.
 SUPERSEDED_RUNS_DIR: Path = REPORTS_DIR / "superseded"
-MODELS_DIR: Path = PROJECT_ROOT / "models"
-CHECKPOINTS_DIR: Path = MODELS_DIR / "checkpoints"
+MODELS_DIR: Path = _WORK_ROOT / "models"
+CHECKPOINTS_DIR: Path = MODELS_DIR / "checkpoints"  # runs in progress only
+#: A finished run's epochs (training_log.csv, config.json), kept when its checkpoints are removed.
+TRAINING_LOGS_DIR: Path = REPORTS_DIR / "training_logs"
 EXPORTS_DIR: Path = MODELS_DIR / "exports"  # edge formats: models/exports/<model stem>/
 
 #: Environment variables that point at the real data files.
@@ -79,9 +95,7 @@ def _resolve(
         if candidate.exists():
             return DataSource(candidate, is_sample=False, found_by="conventional path")
     if warn_on_sample:
-        warnings.warn(
-            SAMPLE_NOTICE.format(path=sample, env=env_var), SampleDataWarning, stacklevel=3
-        )
+        warnings.warn(SAMPLE_NOTICE.format(path=sample, env=env_var), SampleDataWarning, stacklevel=3)
     return DataSource(sample, is_sample=True, found_by="sample")
 
 
@@ -93,18 +107,14 @@ def find_fer2013_csv(
     An explicit argument or environment variable is returned even when the file is missing, so
     the loader can raise an error that names the path the user actually asked for.
     """
-    return _resolve(
-        explicit, FER2013_ENV_VAR, CONVENTIONAL_FER2013_PATHS, SAMPLE_FER2013_CSV, warn_on_sample
-    )
+    return _resolve(explicit, FER2013_ENV_VAR, CONVENTIONAL_FER2013_PATHS, SAMPLE_FER2013_CSV, warn_on_sample)
 
 
 def find_ferplus_csv(
     explicit: str | os.PathLike[str] | None = None, *, warn_on_sample: bool = True
 ) -> DataSource:
     """Locate the FER+ label file (``fer2013new.csv``) the same way as :func:`find_fer2013_csv`."""
-    return _resolve(
-        explicit, FERPLUS_ENV_VAR, CONVENTIONAL_FERPLUS_PATHS, SAMPLE_FERPLUS_CSV, warn_on_sample
-    )
+    return _resolve(explicit, FERPLUS_ENV_VAR, CONVENTIONAL_FERPLUS_PATHS, SAMPLE_FERPLUS_CSV, warn_on_sample)
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,7 @@ class ArtifactPaths:
     checkpoints: Path
     is_committed_location: bool
 
-    def ensure(self) -> "ArtifactPaths":
+    def ensure(self) -> ArtifactPaths:
         for folder in (self.figures, self.metrics, self.models, self.checkpoints):
             folder.mkdir(parents=True, exist_ok=True)
         return self

@@ -82,7 +82,11 @@ def parameters_for(run: NotebookRun, profile: Profile, declared: set[str], data_
     Without an explicit path the notebooks find the data themselves (``$FER2013_CSV``, ...), so
     the committed notebooks do not record one machine's file system.
     """
-    wanted = {**({"fer2013_csv": str(data_path)} if data_path else {}), **profile.parameters, **run.parameters}
+    wanted = {
+        **({"fer2013_csv": str(data_path)} if data_path else {}),
+        **profile.parameters,
+        **run.parameters,
+    }
     return {key: value for key, value in wanted.items() if key in declared}
 
 
@@ -116,13 +120,20 @@ def run_pipeline(
         input_path = config.NOTEBOOKS_DIR / run.notebook
         output_path = profile.output_dir / run.output
         declared = set(papermill.inspect_notebook(str(input_path)).keys())
-        parameters = parameters_for(run, profile, declared, source.path if source.found_by == "argument" else None)
+        parameters = parameters_for(
+            run, profile, declared, source.path if source.found_by == "argument" else None
+        )
         started = time.perf_counter()
         log(f"[{number}/{len(runs)}] {run.output} <- {run.notebook} {parameters}")
         try:
             papermill.execute_notebook(
-                str(input_path), str(output_path), parameters=parameters, kernel_name="python3",
-                cwd=str(config.NOTEBOOKS_DIR), prepare_only=prepare_only, progress_bar=False,
+                str(input_path),
+                str(output_path),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(config.NOTEBOOKS_DIR),
+                prepare_only=prepare_only,
+                progress_bar=True,
             )
         except papermill.PapermillExecutionError as error:
             raise PipelineError(

@@ -10,17 +10,19 @@ and skip the test (with the reason) when they are not set.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pytest
 
 from fer_utils import config
-from fer_utils.fer2013 import PIXELS_PER_IMAGE, FERDataset, write_fer2013_csv
+from fer_utils.data.fer2013 import PIXELS_PER_IMAGE, FERDataset, write_fer2013_csv
 
 #: The data variables as the session found them (the autouse fixture below removes them per test).
-_ENV_AT_START = {name: os.environ.get(name, "").strip() for name in (config.FER2013_ENV_VAR, config.FERPLUS_ENV_VAR)}
+_ENV_AT_START = {
+    name: os.environ.get(name, "").strip() for name in (config.FER2013_ENV_VAR, config.FERPLUS_ENV_VAR)
+}
 #: The project's real cache folder, so full-data tests can reuse an existing parse of the big file.
 REAL_CACHE_DIR: Path = config.PROCESSED_DATA_DIR
 
@@ -141,6 +143,6 @@ def ferplus_full_csv() -> Path:
 @pytest.fixture(scope="session")
 def full_dataset(full_data_csv: Path) -> FERDataset:
     """The real FER2013 file, parsed once per session (reusing the project's parse cache)."""
-    from fer_utils.fer2013 import load_fer2013
+    from fer_utils.data.fer2013 import load_fer2013
 
     return load_fer2013(full_data_csv, cache_dir=REAL_CACHE_DIR)

@@ -5,15 +5,17 @@ import math
 import pandas as pd
 import pytest
 
-from fer_utils.ablation import GAIN_COLUMN, ladder_table, training_images_per_second
+from fer_utils.training.ablation import GAIN_COLUMN, ladder_table, training_images_per_second
 
 
 def test_each_row_gains_over_the_row_before_in_points():
-    table = ladder_table([
-        {"row": "plain", "PublicTest accuracy": 0.60},
-        {"row": "+ residual", "PublicTest accuracy": 0.625},
-        {"row": "+ mixup", "PublicTest accuracy": 0.62},
-    ])
+    table = ladder_table(
+        [
+            {"row": "plain", "PublicTest accuracy": 0.60},
+            {"row": "+ residual", "PublicTest accuracy": 0.625},
+            {"row": "+ mixup", "PublicTest accuracy": 0.62},
+        ]
+    )
     assert list(table["row"]) == ["plain", "+ residual", "+ mixup"]
     assert math.isnan(table[GAIN_COLUMN].iloc[0])
     assert table[GAIN_COLUMN].iloc[1:].tolist() == pytest.approx([2.5, -0.5])

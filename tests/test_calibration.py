@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.calibration import (
+from fer_utils.analysis.calibration import (
     HELPS_RULE,
     TemperatureScaling,
     apply_temperature,
@@ -89,7 +89,8 @@ def test_fit_temperature_recovers_the_over_confidence():
     overconfident, _, labels = sampled_problem(true_temperature=2.0)
     assert fit_temperature(overconfident, labels) == pytest.approx(2.0, rel=0.1)
     assert fit_temperature(np.log(overconfident), labels, from_logits=True) == pytest.approx(
-        fit_temperature(overconfident, labels), rel=1e-3)
+        fit_temperature(overconfident, labels), rel=1e-3
+    )
 
 
 def test_scaling_keeps_the_argmax_and_lowers_nll_and_ece():
@@ -99,7 +100,9 @@ def test_scaling_keeps_the_argmax_and_lowers_nll_and_ece():
     np.testing.assert_array_equal(scaled.argmax(axis=1), overconfident.argmax(axis=1))
     np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
     assert negative_log_likelihood(scaled, labels) < negative_log_likelihood(overconfident, labels)
-    assert expected_calibration_error(scaled, labels) < 0.5 * expected_calibration_error(overconfident, labels)
+    assert expected_calibration_error(scaled, labels) < 0.5 * expected_calibration_error(
+        overconfident, labels
+    )
     np.testing.assert_allclose(apply_temperature(overconfident, 1.0), overconfident, atol=1e-6)  # floor 1e-7
 
 
@@ -187,13 +190,22 @@ def test_out_of_fold_scaling_uses_the_cross_fitting_temperatures():
 def test_the_rule_refuses_a_temperature_that_lowers_nll_but_raises_ece(monkeypatch):
     import pandas as pd
 
-    from fer_utils import calibration
+    from fer_utils.analysis import calibration
 
-    folds = pd.DataFrame({"images": [50, 50], "temperature": [0.5, 0.5], "nll_before": [2.0, 2.0],
-                          "nll_after": [1.9, 1.9], "ece_before": [0.02, 0.02], "ece_after": [0.05, 0.05]})
+    folds = pd.DataFrame(
+        {
+            "images": [50, 50],
+            "temperature": [0.5, 0.5],
+            "nll_before": [2.0, 2.0],
+            "nll_after": [1.9, 1.9],
+            "ece_before": [0.02, 0.02],
+            "ece_after": [0.05, 0.05],
+        }
+    )
     monkeypatch.setattr(calibration, "cross_fitted_effect", lambda *args, **kwargs: folds)
     overconfident, _, labels = sampled_problem(n=200)
     assert not calibration.decide_temperature(overconfident, labels).helps
-    monkeypatch.setattr(calibration, "cross_fitted_effect",
-                        lambda *args, **kwargs: folds.assign(ece_after=[0.01, 0.01]))
+    monkeypatch.setattr(
+        calibration, "cross_fitted_effect", lambda *args, **kwargs: folds.assign(ece_after=[0.01, 0.01])
+    )
     assert calibration.decide_temperature(overconfident, labels).helps

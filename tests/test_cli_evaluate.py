@@ -6,18 +6,22 @@ import numpy as np
 import pytest
 
 from fer_utils import cli, config
-from fer_utils.evaluation import evaluate_split, labels_for_model
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.labels import FER2013_CLASSES, MERGED_CLASSES
-from fer_utils.model_io import ModelFileError, load_model_with_metadata, save_model_with_metadata
-from fer_utils.models import build_model
+from fer_utils.analysis.evaluation import evaluate_split, labels_for_model
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.data.labels import FER2013_CLASSES, MERGED_CLASSES
+from fer_utils.models.architectures import build_model
+from fer_utils.models.saving import ModelFileError, load_model_with_metadata, save_model_with_metadata
 
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    seven = save_model_with_metadata(build_model("mini_xception", 7), folder / "seven.keras", {"experiment": "t7"})
-    six = save_model_with_metadata(build_model("mini_xception", 6), folder / "six.keras", {"experiment": "t6"})
+    seven = save_model_with_metadata(
+        build_model("mini_xception", 7), folder / "seven.keras", {"experiment": "t7"}
+    )
+    six = save_model_with_metadata(
+        build_model("mini_xception", 6), folder / "six.keras", {"experiment": "t6"}
+    )
     return seven, six
 
 
@@ -52,7 +56,10 @@ def test_six_class_model_gets_merged_labels(saved_models, capsys):
 def test_missing_model_and_missing_csv_exit_2_with_a_clear_message(saved_models, tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "nope.keras")]) == cli.EXIT_BAD_INPUT
     assert "nope.keras does not exist" in capsys.readouterr().err
-    assert cli.main(["evaluate", str(saved_models[0]), "--csv", str(tmp_path / "none.csv")]) == cli.EXIT_BAD_INPUT
+    assert (
+        cli.main(["evaluate", str(saved_models[0]), "--csv", str(tmp_path / "none.csv")])
+        == cli.EXIT_BAD_INPUT
+    )
     assert "none.csv" in capsys.readouterr().err
 
 

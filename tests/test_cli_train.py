@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fer_utils import cli, config
-from fer_utils.model_io import load_model_with_metadata
+from fer_utils.models.saving import load_model_with_metadata
 
 
 @pytest.mark.parametrize(
@@ -18,8 +18,18 @@ from fer_utils.model_io import load_model_with_metadata
 )
 def test_record_refuses_to_overwrite_committed_models_with_a_partial_run(options, reason, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    code = cli.main(["train", "phase3_mini_xception_7", "--csv", str(config.SAMPLE_FER2013_CSV),
-                     "--run-dir", str(run_dir), "--record", *options])
+    code = cli.main(
+        [
+            "train",
+            "phase3_mini_xception_7",
+            "--csv",
+            str(config.SAMPLE_FER2013_CSV),
+            "--run-dir",
+            str(run_dir),
+            "--record",
+            *options,
+        ]
+    )
     assert code == cli.EXIT_BAD_INPUT
     error = capsys.readouterr().err
     assert reason in error and "--artifacts DIR" in error
@@ -29,11 +39,24 @@ def test_record_refuses_to_overwrite_committed_models_with_a_partial_run(options
 @pytest.mark.slow
 def test_record_saves_the_model_its_sidecar_and_metrics(tmp_path, capsys):
     artifacts = tmp_path / "artifacts"
-    arguments = ["train", "phase3_mini_xception_7", "--csv", str(config.SAMPLE_FER2013_CSV), "--epochs", "1",
-                 "--max-images", "64", "--record", "--artifacts", str(artifacts)]
+    arguments = [
+        "train",
+        "phase3_mini_xception_7",
+        "--csv",
+        str(config.SAMPLE_FER2013_CSV),
+        "--epochs",
+        "1",
+        "--max-images",
+        "64",
+        "--record",
+        "--artifacts",
+        str(artifacts),
+    ]
     assert cli.main(arguments) == cli.EXIT_OK
     paths = config.artifact_paths(artifacts)
-    assert (paths.checkpoints / "phase3_mini_xception_7" / "best.keras").exists(), "runs live under --artifacts"
+    assert (paths.checkpoints / "phase3_mini_xception_7" / "best.keras").exists(), (
+        "runs live under --artifacts"
+    )
     _, sidecar = load_model_with_metadata(paths.models / "phase3_mini_xception_7.keras")
     metrics = json.loads((paths.metrics / "phase3_mini_xception_7.json").read_text())
     public_accuracy = sidecar["metrics"]["PublicTest"]["accuracy"]

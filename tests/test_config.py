@@ -10,14 +10,18 @@ import pytest
 
 from fer_utils import config
 from fer_utils.config import SampleDataWarning, find_fer2013_csv, find_ferplus_csv
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.ferplus import load_ferplus
-from fer_utils.labels import FER2013_CLASSES
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.data.ferplus import load_ferplus
+from fer_utils.data.labels import FER2013_CLASSES
 
 # (finder, environment variable, name of the conventional-paths attribute, sample path)
 FINDERS = [
-    pytest.param(find_fer2013_csv, "FER2013_CSV", "CONVENTIONAL_FER2013_PATHS", config.SAMPLE_FER2013_CSV, id="fer2013"),
-    pytest.param(find_ferplus_csv, "FERPLUS_CSV", "CONVENTIONAL_FERPLUS_PATHS", config.SAMPLE_FERPLUS_CSV, id="ferplus"),
+    pytest.param(
+        find_fer2013_csv, "FER2013_CSV", "CONVENTIONAL_FER2013_PATHS", config.SAMPLE_FER2013_CSV, id="fer2013"
+    ),
+    pytest.param(
+        find_ferplus_csv, "FERPLUS_CSV", "CONVENTIONAL_FERPLUS_PATHS", config.SAMPLE_FERPLUS_CSV, id="ferplus"
+    ),
 ]
 
 
@@ -41,35 +45,47 @@ class TestPrecedence:
             found = finder(files["argument"])
         assert found == config.DataSource(files["argument"], is_sample=False, found_by="argument")
 
-    def test_argument_as_string_and_missing_file_still_returned(self, tmp_path, finder, env_var, conventional_attr, sample):
+    def test_argument_as_string_and_missing_file_still_returned(
+        self, tmp_path, finder, env_var, conventional_attr, sample
+    ):
         missing = tmp_path / "not-there.csv"
         found = finder(str(missing))
         assert found.path == missing and found.found_by == "argument" and not found.is_sample
 
-    def test_environment_beats_conventional_path(self, monkeypatch, files, finder, env_var, conventional_attr, sample):
+    def test_environment_beats_conventional_path(
+        self, monkeypatch, files, finder, env_var, conventional_attr, sample
+    ):
         monkeypatch.setenv(env_var, f"  {files['environment']}  ")  # surrounding spaces are ignored
         monkeypatch.setattr(config, conventional_attr, (files["conventional"],))
         found = finder()
         assert found == config.DataSource(files["environment"], is_sample=False, found_by="environment")
 
-    def test_empty_argument_and_blank_env_are_ignored(self, monkeypatch, files, finder, env_var, conventional_attr, sample):
+    def test_empty_argument_and_blank_env_are_ignored(
+        self, monkeypatch, files, finder, env_var, conventional_attr, sample
+    ):
         monkeypatch.setenv(env_var, "   ")
         monkeypatch.setattr(config, conventional_attr, (files["conventional"],))
         assert finder("").found_by == "conventional path"
 
-    def test_missing_env_file_is_still_returned(self, monkeypatch, tmp_path, files, finder, env_var, conventional_attr, sample):
+    def test_missing_env_file_is_still_returned(
+        self, monkeypatch, tmp_path, files, finder, env_var, conventional_attr, sample
+    ):
         """A wrong variable must not silently fall through to another file."""
         monkeypatch.setenv(env_var, str(tmp_path / "typo.csv"))
         monkeypatch.setattr(config, conventional_attr, (files["conventional"],))
         found = finder()
         assert found.path == tmp_path / "typo.csv" and found.found_by == "environment"
 
-    def test_conventional_path_beats_sample(self, monkeypatch, tmp_path, files, finder, env_var, conventional_attr, sample):
+    def test_conventional_path_beats_sample(
+        self, monkeypatch, tmp_path, files, finder, env_var, conventional_attr, sample
+    ):
         monkeypatch.setattr(config, conventional_attr, (tmp_path / "absent.csv", files["conventional"]))
         with warnings.catch_warnings():
             warnings.simplefilter("error", SampleDataWarning)
             found = finder()
-        assert found == config.DataSource(files["conventional"], is_sample=False, found_by="conventional path")
+        assert found == config.DataSource(
+            files["conventional"], is_sample=False, found_by="conventional path"
+        )
 
     def test_sample_is_last_and_warns(self, no_conventional_data, finder, env_var, conventional_attr, sample):
         with pytest.warns(SampleDataWarning, match=env_var) as record:
@@ -78,7 +94,9 @@ class TestPrecedence:
         assert "NOT" in str(record[0].message) and "comparable" in str(record[0].message)
         assert issubclass(SampleDataWarning, UserWarning)
 
-    def test_sample_warning_can_be_turned_off(self, no_conventional_data, finder, env_var, conventional_attr, sample):
+    def test_sample_warning_can_be_turned_off(
+        self, no_conventional_data, finder, env_var, conventional_attr, sample
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("error", SampleDataWarning)
             found = finder(warn_on_sample=False)

@@ -8,12 +8,18 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
-
-from fer_utils.deeplens.dry_run import DryRunError, dry_run_bundle, messages_as_timeline, split_mjpeg, unpack_bundle
-from fer_utils.deeplens.packaging import build_bundle
-from fer_utils.labels import FER2013_CLASSES
 from helpers.deeplens_scenes import write_face_video
 from helpers.video_material import save_tiny_model
+
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.edge.deeplens.dry_run import (
+    DryRunError,
+    dry_run_bundle,
+    messages_as_timeline,
+    split_mjpeg,
+    unpack_bundle,
+)
+from fer_utils.edge.deeplens.packaging import build_bundle
 
 FRAMES, FAILS_FROM = 5, 4
 
@@ -22,13 +28,23 @@ FRAMES, FAILS_FROM = 5, 4
 def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dry_run")
     bundle = build_bundle(save_tiny_model(folder / "tiny_fer.keras"), folder / "bundle.zip")
-    return {"folder": folder, "bundle": bundle, "video": write_face_video(folder / "faces.avi", frames=FRAMES)}
+    return {
+        "folder": folder,
+        "bundle": bundle,
+        "video": write_face_video(folder / "faces.avi", frames=FRAMES),
+    }
 
 
 @pytest.fixture(scope="module")
 def dry_run(scene):
-    return dry_run_bundle(scene["bundle"].path, scene["video"].path, scene["folder"] / "run", max_frames=FRAMES,
-                          camera_fails_from=FAILS_FROM, thing_name="test_thing")
+    return dry_run_bundle(
+        scene["bundle"].path,
+        scene["video"].path,
+        scene["folder"] / "run",
+        max_frames=FRAMES,
+        camera_fails_from=FAILS_FROM,
+        thing_name="test_thing",
+    )
 
 
 def test_the_bundle_publishes_faces_then_reports_the_failed_camera(dry_run) -> None:
@@ -55,12 +71,18 @@ def test_messages_become_a_scoreable_timeline(dry_run, scene) -> None:
     assert timeline["frame"].tolist() == [0, 1, 1, 2]  # video frames counted from 0; error frames have no row
     assert [column[2:] for column in timeline.columns if column.startswith("p_")] == list(FER2013_CLASSES)
     first = dry_run.events("faces")[0]["faces"][0]
-    assert timeline.loc[0, ["x", "y", "w", "h"]].tolist() == first["box"] and timeline.loc[0, "label"] == first["emotion"]
+    assert (
+        timeline.loc[0, ["x", "y", "w", "h"]].tolist() == first["box"]
+        and timeline.loc[0, "label"] == first["emotion"]
+    )
 
 
 def test_a_frame_without_faces_keeps_its_row() -> None:
-    messages = [{"event": "status", "message": "x"}, {"event": "faces", "frame": 1, "faces": []},
-                {"event": "error", "frame": 2, "error": "boom"}]
+    messages = [
+        {"event": "status", "message": "x"},
+        {"event": "faces", "frame": 1, "faces": []},
+        {"event": "error", "frame": 2, "error": "boom"},
+    ]
     timeline = messages_as_timeline(messages)
     assert timeline["frame"].tolist() == [0] and timeline["face"].isna().all()
     assert messages_as_timeline([]).empty
@@ -100,7 +122,11 @@ def test_a_lambda_process_that_crashes_is_an_error_with_its_output(scene, tmp_pa
     broken = tmp_path / "broken.zip"
     with zipfile.ZipFile(scene["bundle"].path) as source, zipfile.ZipFile(broken, "w") as target:
         for name in source.namelist():
-            data = b"raise SystemExit('bundle entry point broken')\n" if name == "lambda_function.py" else source.read(name)
+            data = (
+                b"raise SystemExit('bundle entry point broken')\n"
+                if name == "lambda_function.py"
+                else source.read(name)
+            )
             target.writestr(name, data)
     with pytest.raises(DryRunError, match="exited with code 1: .*bundle entry point broken"):
         dry_run_bundle(broken, scene["video"].path, tmp_path / "run", max_frames=1)

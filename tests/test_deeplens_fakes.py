@@ -8,11 +8,11 @@ import threading
 import cv2
 import numpy as np
 import pytest
-
-from fer_utils.deeplens import fakes
-from fer_utils.deeplens.project_stream import ProjectStream
-from fer_utils.export import export_frozen_graph
 from helpers.deeplens_scenes import split_jpegs, tiny_classifier, write_face_video
+
+from fer_utils.edge.deeplens import fakes
+from fer_utils.edge.deeplens.project_stream import ProjectStream
+from fer_utils.edge.export import export_frozen_graph
 
 
 @pytest.fixture

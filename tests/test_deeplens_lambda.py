@@ -13,11 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from fer_utils.deeplens import fakes
-from fer_utils.export import export_frozen_graph
-from fer_utils.face_detection import FaceDetector, crop_faces
-from fer_utils.labels import FER2013_CLASSES
 from helpers.deeplens_scenes import (
     read_video_frames,
     split_jpegs,
@@ -25,9 +20,14 @@ from helpers.deeplens_scenes import (
     write_face_video,
 )
 
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.edge.deeplens import fakes
+from fer_utils.edge.export import export_frozen_graph
+from fer_utils.video.face_detection import FaceDetector, crop_faces
+
 THING = "deeplens_test_thing"
 MODEL_NAME = "tiny_fer"
-LAMBDA_MODULE = "fer_utils.deeplens.inference_lambda"
+LAMBDA_MODULE = "fer_utils.edge.deeplens.inference_lambda"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,13 @@ def scene(tmp_path_factory):
     export_frozen_graph(model, artifacts / f"{MODEL_NAME}.pb")
     model.save(root / "tiny.keras")
     video = write_face_video(root / "faces.avi", frames=6)
-    return {"root": root, "model": model, "artifacts": artifacts, "video": video, "keras": root / "tiny.keras"}
+    return {
+        "root": root,
+        "model": model,
+        "artifacts": artifacts,
+        "video": video,
+        "keras": root / "tiny.keras",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +95,15 @@ class FifoReader(threading.Thread):
 def run_lambda(device, max_frames: int = 6, backend: str = "optimizer", **options):
     module = device["lambda"]
     config = module.LambdaConfig(
-        thing_name=THING, class_names=list(FER2013_CLASSES), backend=backend, model_name=MODEL_NAME,
-        fifo_path=str(device["fifo"]), max_frames=max_frames, retry_seconds=0.0, **options)
+        thing_name=THING,
+        class_names=list(FER2013_CLASSES),
+        backend=backend,
+        model_name=MODEL_NAME,
+        fifo_path=str(device["fifo"]),
+        max_frames=max_frames,
+        retry_seconds=0.0,
+        **options,
+    )
     os.mkfifo(device["fifo"])
     reader = FifoReader(device["fifo"])
     reader.start()
@@ -121,7 +134,9 @@ def overlaps(box, pasted) -> bool:
 def test_each_face_is_published_with_the_frozen_models_probabilities(device, scene, expected_faces):
     summary, messages, stream = run_lambda(device)
     statuses = [m["message"] for m in by_event(messages, "status")]
-    assert statuses[0] == f"Optimizing model {MODEL_NAME}" and statuses[-1].startswith("Stopped after 6 frames")
+    assert statuses[0] == f"Optimizing model {MODEL_NAME}" and statuses[-1].startswith(
+        "Stopped after 6 frames"
+    )
     assert any(s.startswith("Loading model") and s.endswith(".xml onto the GPU") for s in statuses)
     assert by_event(messages, "error") == [] and summary.errors == []
     frames = by_event(messages, "faces")
@@ -185,8 +200,14 @@ def test_the_cpu_backend_gives_the_same_results_as_the_optimised_graph(device, s
 
 def test_a_stop_event_ends_an_endless_run(device):
     module = device["lambda"]
-    config = module.LambdaConfig(thing_name=THING, class_names=list(FER2013_CLASSES), model_name=MODEL_NAME,
-                                 fifo_path=str(device["fifo"]), max_frames=0, retry_seconds=0.0)
+    config = module.LambdaConfig(
+        thing_name=THING,
+        class_names=list(FER2013_CLASSES),
+        model_name=MODEL_NAME,
+        fifo_path=str(device["fifo"]),
+        max_frames=0,
+        retry_seconds=0.0,
+    )
     stop = threading.Event()
     result = {}
     runner = threading.Thread(target=lambda: result.update(summary=module.infinite_infer_run(config, stop)))
@@ -196,7 +217,9 @@ def test_a_stop_event_ends_an_endless_run(device):
         runner.join(0.05)
     stop.set()
     runner.join(10)
-    assert not runner.is_alive() and result["summary"].frames >= 8  # the video looped, as the camera never ends
+    assert (
+        not runner.is_alive() and result["summary"].frames >= 8
+    )  # the video looped, as the camera never ends
 
 
 def test_config_from_a_bundle_reads_the_manifest_and_the_environment(device, tmp_path):
@@ -204,10 +227,17 @@ def test_config_from_a_bundle_reads_the_manifest_and_the_environment(device, tmp
     (tmp_path / "manifest.json").write_text(json.dumps({"model_name": "m", "class_names_file": "names.json"}))
     (tmp_path / "names.json").write_text(json.dumps(["A", "B"]))
     config = module.LambdaConfig.from_bundle(tmp_path, {"AWS_IOT_THING_NAME": "t", "FER_MAX_FRAMES": "3"})
-    assert (config.model_name, config.class_names, config.max_frames, config.backend) == ("m", ["A", "B"], 3, "optimizer")
+    assert (config.model_name, config.class_names, config.max_frames, config.backend) == (
+        "m",
+        ["A", "B"],
+        3,
+        "optimizer",
+    )
     with pytest.raises(module.LambdaSetupError, match="AWS_IOT_THING_NAME"):
         module.LambdaConfig.from_bundle(tmp_path, {})
-    with pytest.raises(module.LambdaSetupError, match="FER_MAX_FRAMES must be a non-negative number, got 'ten'"):
+    with pytest.raises(
+        module.LambdaSetupError, match="FER_MAX_FRAMES must be a non-negative number, got 'ten'"
+    ):
         module.LambdaConfig.from_bundle(tmp_path, {"AWS_IOT_THING_NAME": "t", "FER_MAX_FRAMES": "ten"})
     with pytest.raises(module.LambdaSetupError, match="FER_BACKEND"):
         module.LambdaConfig.from_bundle(tmp_path, {"AWS_IOT_THING_NAME": "t", "FER_BACKEND": "gpu"})
@@ -217,14 +247,22 @@ def test_config_from_a_bundle_reads_the_manifest_and_the_environment(device, tmp
 
 
 def test_importing_the_entry_point_from_the_package_starts_nothing(device):
-    sys.modules.pop("fer_utils.deeplens.lambda_function", None)
-    entry = importlib.import_module("fer_utils.deeplens.lambda_function")
+    sys.modules.pop("fer_utils.edge.deeplens.lambda_function", None)
+    entry = importlib.import_module("fer_utils.edge.deeplens.lambda_function")
     assert entry.function_handler({}, None) is None
     assert device["sdk"].published == []
 
 
-@pytest.mark.parametrize("name", ["inference_lambda.py", "lambda_function.py", "project_stream.py", "cpu_model.py",
-                                  "../face_detection.py"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "inference_lambda.py",
+        "lambda_function.py",
+        "project_stream.py",
+        "cpu_model.py",
+        "../../video/face_detection.py",
+    ],
+)
 def test_bundled_modules_parse_as_python_37(name):
-    source = (Path(__file__).parent.parent / "fer_utils" / "deeplens" / name).read_text()
+    source = (Path(__file__).parent.parent / "fer_utils" / "edge" / "deeplens" / name).read_text()
     ast.parse(source, feature_version=(3, 7))

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.deeplens_scenes import tiny_classifier, write_face_video
 
 from fer_utils import cli
-from fer_utils.deeplens import fakes
-from fer_utils.deeplens.cpu_model import CpuModel
-from fer_utils.export import export_saved_model, export_tflite
-from fer_utils.labels import FER2013_CLASSES
-from fer_utils.model_io import save_model_with_metadata
-from helpers.deeplens_scenes import tiny_classifier, write_face_video
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.edge.deeplens import fakes
+from fer_utils.edge.deeplens.cpu_model import CpuModel
+from fer_utils.edge.export import export_saved_model, export_tflite
+from fer_utils.models.saving import save_model_with_metadata
 
 BUNDLE_MODULES = ("lambda_function", "inference_lambda", "project_stream", "cpu_model", "face_detection")
 
@@ -29,13 +29,22 @@ def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("package")
     model = tiny_classifier()
     keras_path = save_model_with_metadata(model, root / "tiny fer.keras", {"experiment": "tiny"})
-    tflite_path = export_tflite(export_saved_model(model, root / "saved_model"), root / "tiny.tflite", "float32")
-    return {"root": root, "model": model, "keras": keras_path, "tflite": tflite_path,
-            "video": write_face_video(root / "faces.avi", frames=4)}
+    tflite_path = export_tflite(
+        export_saved_model(model, root / "saved_model"), root / "tiny.tflite", "float32"
+    )
+    return {
+        "root": root,
+        "model": model,
+        "keras": keras_path,
+        "tflite": tflite_path,
+        "video": write_face_video(root / "faces.avi", frames=4),
+    }
 
 
 def package(saved, output: Path, *options: str) -> Path:
-    assert cli.main(["deeplens-package", str(saved["keras"]), "--output", str(output), *options]) == cli.EXIT_OK
+    assert (
+        cli.main(["deeplens-package", str(saved["keras"]), "--output", str(output), *options]) == cli.EXIT_OK
+    )
     return output
 
 
@@ -47,9 +56,13 @@ def run_bundle(zip_path: Path, saved, monkeypatch, tmp_path, frames: int = 3) ->
     manifest = json.loads((code_dir / "manifest.json").read_text())
     artifacts.mkdir()
     shutil.copy(code_dir / manifest["frozen_graph"], artifacts)  # what importing the model into DeepLens does
-    for name, value in {"AWS_IOT_THING_NAME": "thing", "AWSCAM_ARTIFACTS_DIR": str(artifacts),
-                        "FER_MAX_FRAMES": str(frames), "FER_FIFO_PATH": str(tmp_path / "results.mjpeg"),
-                        "FER_RETRY_SECONDS": "0"}.items():
+    for name, value in {
+        "AWS_IOT_THING_NAME": "thing",
+        "AWSCAM_ARTIFACTS_DIR": str(artifacts),
+        "FER_MAX_FRAMES": str(frames),
+        "FER_FIFO_PATH": str(tmp_path / "results.mjpeg"),
+        "FER_RETRY_SECONDS": "0",
+    }.items():
         monkeypatch.setenv(name, value)
     with fakes.installed():
         import awscam
@@ -74,11 +87,23 @@ def test_the_zip_holds_the_lambda_its_helpers_the_cascade_and_the_model(saved, t
         names = set(archive.namelist())
         manifest = json.loads(archive.read("manifest.json"))
         class_names = json.loads(archive.read("class_names.json"))
-    assert names == {"lambda_function.py", "inference_lambda.py", "project_stream.py", "cpu_model.py",
-                     "face_detection.py", "haarcascade_frontalface_default.xml", "tiny_fer.pb",
-                     "class_names.json", "manifest.json"}
+    assert names == {
+        "lambda_function.py",
+        "inference_lambda.py",
+        "project_stream.py",
+        "cpu_model.py",
+        "face_detection.py",
+        "haarcascade_frontalface_default.xml",
+        "tiny_fer.pb",
+        "class_names.json",
+        "manifest.json",
+    }
     assert manifest["handler"] == "lambda_function.function_handler" and manifest["runtime"] == "python3.7"
-    assert (manifest["model_name"], manifest["backend"], manifest["cpu_model"]) == ("tiny_fer", "optimizer", None)
+    assert (manifest["model_name"], manifest["backend"], manifest["cpu_model"]) == (
+        "tiny_fer",
+        "optimizer",
+        None,
+    )
     assert class_names == list(FER2013_CLASSES)
     assert "Placeholder" not in manifest["undocumented_for_deeplens"]
     assert not list(tmp_path.glob("out/*.partial"))
@@ -123,7 +148,18 @@ def test_bad_model_paths_exit_2_and_leave_an_existing_bundle_alone(saved, tmp_pa
     for model, message in cases.items():
         assert cli.main(["deeplens-package", model, "--output", str(output)]) == cli.EXIT_BAD_INPUT
         assert message in capsys.readouterr().err
-    assert cli.main(["deeplens-package", str(saved["keras"]), "--output", str(output),
-                     "--cpu-model", str(tmp_path / "nope.tflite")]) == cli.EXIT_BAD_INPUT
+    assert (
+        cli.main(
+            [
+                "deeplens-package",
+                str(saved["keras"]),
+                "--output",
+                str(output),
+                "--cpu-model",
+                str(tmp_path / "nope.tflite"),
+            ]
+        )
+        == cli.EXIT_BAD_INPUT
+    )
     assert "nope.tflite does not exist" in capsys.readouterr().err
     assert output.read_bytes() == before and not list(tmp_path.glob("*.partial"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_utils.calibration import apply_temperature
-from fer_utils.distillation import TEACHER_NOTEBOOK, resolve_teacher, temperature_softening
+from fer_utils.analysis.calibration import apply_temperature
+from fer_utils.training.distillation import TEACHER_NOTEBOOK, resolve_teacher, temperature_softening
 
 
 def test_resolve_teacher_finds_the_file_in_the_models_folder(tmp_path):
@@ -38,7 +38,11 @@ def test_temperature_softening_flattens_the_probabilities():
     probabilities = np.array([[0.90, 0.06, 0.04], [0.70, 0.20, 0.10]])
     table = temperature_softening(probabilities, (1, 2, 4))
     assert list(table.index) == [1.0, 2.0, 4.0]
-    assert list(table.columns) == ["mean top probability", "mean runner-up probability", "mean entropy (bits)"]
+    assert list(table.columns) == [
+        "mean top probability",
+        "mean runner-up probability",
+        "mean entropy (bits)",
+    ]
     assert table.loc[1.0, "mean top probability"] == pytest.approx(0.80)
     assert table.loc[1.0, "mean runner-up probability"] == pytest.approx(0.13)
     entropy = -(probabilities * np.log2(probabilities)).sum(axis=1).mean()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from fer_utils.distribution import keras_compatible
+from fer_utils.training.distribution import keras_compatible
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,9 @@ WORKER = Path(__file__).parent / "helpers" / "distributed_worker.py"
 
 
 def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _result(process: subprocess.Popen) -> dict:

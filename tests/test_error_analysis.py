@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fer_utils import config
-from fer_utils.error_analysis import (
+from fer_utils.analysis.errors import (
     NO_CROWD_LABEL,
     VERDICTS,
     confusion_table,
@@ -23,7 +23,7 @@ from fer_utils.error_analysis import (
     per_class_examples,
     per_class_scores,
 )
-from fer_utils.labels import FER2013_CLASSES, FERPLUS_CLASSES, MERGED_CLASSES
+from fer_utils.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, MERGED_CLASSES
 
 CLASSES = ("A", "B", "C")
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
@@ -73,7 +73,10 @@ def test_per_class_examples_pick_the_most_confident_right_and_wrong_answer():
     labels = np.array([0, 0, 0, 1, 1])
     examples = per_class_examples(probabilities, labels)
     assert examples[["true", "outcome", "position", "predicted"]].values.tolist() == [
-        [0, "correct", 0, 0], [0, "wrong", 2, 1], [1, "correct", 3, 1]]  # class 1 has no mistake
+        [0, "correct", 0, 0],
+        [0, "wrong", 2, 1],
+        [1, "correct", 3, 1],
+    ]  # class 1 has no mistake
     assert examples.loc[1, "confidence"] == pytest.approx(0.8)
 
 
@@ -117,8 +120,8 @@ def test_crowd_verdicts_on_mistakes():
 
 def test_ferplus_majority_mostly_agrees_with_fer2013_on_the_committed_sample():
     """A wrong class mapping would make the crowd 'disagree' with most original labels."""
-    from fer_utils.fer2013 import load_fer2013
-    from fer_utils.ferplus import load_ferplus, majority_labels
+    from fer_utils.data.fer2013 import load_fer2013
+    from fer_utils.data.ferplus import load_ferplus, majority_labels
 
     data = load_fer2013(config.SAMPLE_FER2013_CSV)
     votes = load_ferplus(config.SAMPLE_FERPLUS_CSV).aligned_with(data)
@@ -144,6 +147,8 @@ def test_duplicate_effect_splits_accuracy_by_overlap():
     assert table.loc["also in Training", "accuracy"] == 1.0
     assert table.loc["not in Training", "accuracy"] == 0.0
     empty = duplicate_effect(labels, predictions, np.zeros(4, dtype=bool))
-    assert empty.loc["also in Training", "images"] == 0 and np.isnan(empty.loc["also in Training", "accuracy"])
+    assert empty.loc["also in Training", "images"] == 0 and np.isnan(
+        empty.loc["also in Training", "accuracy"]
+    )
     with pytest.raises(ValueError, match="one duplicate flag per image"):
         duplicate_effect(labels, predictions, np.array([True]))

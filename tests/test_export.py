@@ -16,9 +16,11 @@ import pytest
 import tensorflow as tf
 
 from fer_utils import cli, config
-from fer_utils import export as export_module
-from fer_utils.edge_inference import TFLiteFaceClassifier, as_face_batch
-from fer_utils.export import (
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.data.preprocessing import preprocessing_layer
+from fer_utils.edge import export as export_module
+from fer_utils.edge.evaluation import export_table, format_table, int8_check, load_classifier
+from fer_utils.edge.export import (
     ExportError,
     calibration_faces,
     export_all,
@@ -26,13 +28,11 @@ from fer_utils.export import (
     frozen_graph_info_path,
     read_frozen_graph_info,
 )
-from fer_utils.export_evaluation import export_table, format_table, int8_check, load_classifier
-from fer_utils.export_formats import FORMATS, default_output_dir, validate_formats
-from fer_utils.labels import FER2013_CLASSES
-from fer_utils.model_io import save_model_with_metadata
-from fer_utils.model_optimizer_ops import DEEPLENS_TENSORFLOW_LAYERS, unsupported_operations
-from fer_utils.preprocessing import preprocessing_layer
-from fer_utils.recognition import FaceClassifier
+from fer_utils.edge.formats import FORMATS, default_output_dir, validate_formats
+from fer_utils.edge.inference import TFLiteFaceClassifier, as_face_batch
+from fer_utils.edge.optimizer_ops import DEEPLENS_TENSORFLOW_LAYERS, unsupported_operations
+from fer_utils.models.saving import save_model_with_metadata
+from fer_utils.video.recognition import FaceClassifier
 
 N_CLASSES = 7
 
@@ -61,13 +61,17 @@ def tiny_model() -> keras.Model:
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.Flatten()(x)
     dense_init = keras.initializers.RandomNormal(stddev=1.5, seed=2)
-    outputs = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=dense_init, name="predictions")(x)
+    outputs = keras.layers.Dense(
+        N_CLASSES, activation="softmax", kernel_initializer=dense_init, name="predictions"
+    )(x)
     return keras.Model(inputs, outputs, name="tiny")
 
 
 @pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory):
-    return save_model_with_metadata(tiny_model(), tmp_path_factory.mktemp("model") / "tiny.keras", {"experiment": "tiny"})
+    return save_model_with_metadata(
+        tiny_model(), tmp_path_factory.mktemp("model") / "tiny.keras", {"experiment": "tiny"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +105,18 @@ def test_every_format_is_written_with_its_size_and_a_manifest(exports):
     assert not list(exports[1].path.parent.glob("*.partial"))
 
 
-@pytest.mark.parametrize(("export_format", "tolerance"), [
-    ("saved_model", 1e-5), ("frozen_graph", 1e-5), ("tflite_float32", 1e-5), ("tflite_float16", 5e-3),
-])
-def test_float_exports_give_the_keras_probabilities(exports, export_format, tolerance, test_faces, keras_probabilities):
+@pytest.mark.parametrize(
+    ("export_format", "tolerance"),
+    [
+        ("saved_model", 1e-5),
+        ("frozen_graph", 1e-5),
+        ("tflite_float32", 1e-5),
+        ("tflite_float16", 5e-3),
+    ],
+)
+def test_float_exports_give_the_keras_probabilities(
+    exports, export_format, tolerance, test_faces, keras_probabilities
+):
     classifier = load_classifier(by_format(exports)[export_format], num_threads=1)
     assert isinstance(classifier, FaceClassifier) and classifier.class_names == FER2013_CLASSES
     probabilities = classifier(test_faces)
@@ -173,7 +185,11 @@ def test_frozen_graph_has_named_input_and_output_and_tf1_ops(exports):
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(result.path.read_bytes())
     nodes = {node.name: node.op for node in graph_def.node}
-    assert nodes["pixels"] == "Placeholder" and "probabilities" in nodes and info["input_shape"] == [1, 48, 48, 1]
+    assert (
+        nodes["pixels"] == "Placeholder"
+        and "probabilities" in nodes
+        and info["input_shape"] == [1, 48, 48, 1]
+    )
     assert not {"AddV2", "NoOp", "VarHandleOp", "ReadVariableOp"} & set(nodes.values())
     # Dense is a MatMul, which the DeepLens page does not list; the rest (Flatten a constant Reshape) is.
     assert info["undocumented_for_deeplens"] == unsupported_operations(graph_def) == {"MatMul": 1}
@@ -186,7 +202,12 @@ def test_unsupported_operations_flags_a_deliberately_unsupported_op():
 
     graph_def = graph_with_erf.get_concrete_function().graph.as_graph_def()
     assert unsupported_operations(graph_def) == {"Erf": 1}
-    assert unsupported_operations(graph_def, supported={"Erf", "Mul", "Relu", "Const", "Placeholder", "Identity"}) == {}
+    assert (
+        unsupported_operations(
+            graph_def, supported={"Erf", "Mul", "Relu", "Const", "Placeholder", "Identity"}
+        )
+        == {}
+    )
     assert len(DEEPLENS_TENSORFLOW_LAYERS) == 30 and "Conv2D" in DEEPLENS_TENSORFLOW_LAYERS
     assert "AddV2" not in DEEPLENS_TENSORFLOW_LAYERS
 
@@ -200,7 +221,11 @@ def test_export_table_compares_every_format_with_keras(exports, test_faces, kera
     assert table.loc["keras", "PublicTest accuracy %"] == pytest.approx(100 * 8 / 12)
     assert table.loc["keras", "PrivateTest Δ pts"] == 0 and table.loc["keras", "agreement %"] == 100
     assert table.loc["tflite_float32", "PublicTest Δ pts"] == pytest.approx(0)
-    assert (table["size_kib"] > 0).all() and (table["latency_ms"] > 0).all() and (table["throughput_faces_per_s"] > 0).all()
+    assert (
+        (table["size_kib"] > 0).all()
+        and (table["latency_ms"] > 0).all()
+        and (table["throughput_faces_per_s"] > 0).all()
+    )
     assert "PrivateTest Δ pts" in format_table(table)
     assert int8_check(table).startswith("int8 vs keras: PublicTest")
 
@@ -239,14 +264,31 @@ def test_formats_output_dir_and_calibration_faces(make_rows):
 
 
 def test_cli_export_writes_the_files_and_prints_json(tiny_model_path, tmp_path, capsys):
-    code = cli.main(["export", str(tiny_model_path), "--formats", "tflite_float32", "frozen_graph",
-                     "--output-dir", str(tmp_path / "out"), "--csv", str(config.SAMPLE_FER2013_CSV),
-                     "--calibration-faces", "20", "--latency-repeats", "2", "--json"])
+    code = cli.main(
+        [
+            "export",
+            str(tiny_model_path),
+            "--formats",
+            "tflite_float32",
+            "frozen_graph",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--csv",
+            str(config.SAMPLE_FER2013_CSV),
+            "--calibration-faces",
+            "20",
+            "--latency-repeats",
+            "2",
+            "--json",
+        ]
+    )
     assert code == cli.EXIT_OK
     report = json.loads(capsys.readouterr().out)
     assert [row["format"] for row in report["table"]] == ["keras", "tflite_float32", "frozen_graph"]
     assert report["table"][1]["PublicTest Δ pts"] == pytest.approx(0)
-    assert (tmp_path / "out" / "frozen_graph.pb").is_file() and (tmp_path / "out" / "export_table.csv").is_file()
+    assert (tmp_path / "out" / "frozen_graph.pb").is_file() and (
+        tmp_path / "out" / "export_table.csv"
+    ).is_file()
 
 
 def test_cli_export_bad_input_exits_2_with_one_error_line(tiny_model_path, tmp_path, capsys):
@@ -254,6 +296,8 @@ def test_cli_export_bad_input_exits_2_with_one_error_line(tiny_model_path, tmp_p
     assert capsys.readouterr().err.strip() == f"error: Model file {tmp_path / 'nope.keras'} does not exist"
     assert cli.main(["export", str(tiny_model_path), "--formats", "onnx"]) == cli.EXIT_BAD_INPUT
     assert "Unknown export format" in capsys.readouterr().err
-    assert cli.main(["export", str(tiny_model_path), "--csv", str(tmp_path / "none.csv")]) == cli.EXIT_BAD_INPUT
+    assert (
+        cli.main(["export", str(tiny_model_path), "--csv", str(tmp_path / "none.csv")]) == cli.EXIT_BAD_INPUT
+    )
     assert "none.csv" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from fer_utils.face_detection import FaceDetector, crop_faces, default_cascade_path, expand_boxes
-from fer_utils.recognition import box_iou
 from helpers.video_material import detectable_sample_faces, frame_with_faces
+
+from fer_utils.video.face_detection import FaceDetector, crop_faces, default_cascade_path, expand_boxes
+from fer_utils.video.recognition import box_iou
 
 
 @pytest.fixture(scope="module")

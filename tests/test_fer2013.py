@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HEADER, build_dataset, pixel_text, valid_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import HEADER, build_dataset, pixel_text, valid_row
-from fer_utils.fer2013 import (
+from fer_utils.data.fer2013 import (
     KNOWN_USAGES,
     PIXELS_PER_IMAGE,
     FER2013FormatError,
@@ -23,7 +23,7 @@ from fer_utils.fer2013 import (
     parse_fer2013_bytes,
     write_fer2013_csv,
 )
-from fer_utils.labels import FER2013_CLASSES, MERGED_CLASSES
+from fer_utils.data.labels import FER2013_CLASSES, MERGED_CLASSES
 
 
 def assert_same_data(loaded: FERDataset, expected: FERDataset) -> None:
@@ -100,7 +100,11 @@ def test_column_order_spaces_and_quotes_in_header(make_rows, write_lines, header
 def test_windows_line_endings_and_trailing_blank_lines(make_rows, tmp_path):
     original = make_rows(3)
     text = "\r\n".join(
-        [HEADER] + [f"{l},{pixel_text(i)},{u}" for i, l, u in zip(original.images, original.labels, original.usage)]
+        [HEADER]
+        + [
+            f"{label},{pixel_text(i)},{u}"
+            for i, label, u in zip(original.images, original.labels, original.usage)
+        ]
     )
     path = tmp_path / "crlf.csv"
     path.write_bytes((text + "\r\n\r\n\n").encode())
@@ -144,7 +148,7 @@ def test_cache_is_really_used(make_rows, write_csv, tmp_path, monkeypatch):
     path = write_csv(make_rows(3), "fer.csv")
     load_fer2013(path, cache_dir=tmp_path)
 
-    import fer_utils.fer2013 as fer2013
+    import fer_utils.data.fer2013 as fer2013
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed again although a cache exists")
@@ -490,8 +494,16 @@ def big_file_lines() -> list[str]:
 
 @pytest.mark.parametrize(
     "problem, row",
-    [("pixel", 1), ("pixel", 2048), ("pixel", 2049), ("pixel", 3000), ("pixel", BIG_ROWS),
-     ("count", 3000), ("label", 3000), ("usage", 3000)],
+    [
+        ("pixel", 1),
+        ("pixel", 2048),
+        ("pixel", 2049),
+        ("pixel", 3000),
+        ("pixel", BIG_ROWS),
+        ("count", 3000),
+        ("label", 3000),
+        ("usage", 3000),
+    ],
 )
 def test_bad_row_deep_in_a_big_file(big_file_lines, write_lines, row, problem):
     lines = list(big_file_lines)
@@ -529,7 +541,9 @@ def datasets(draw) -> FERDataset:
     images[rng.random(images.shape) < 0.1] = 0
     images[rng.random(images.shape) < 0.1] = 255
     return FERDataset(
-        images=images, labels=np.array(labels, dtype=np.int64), usage=np.array(usage),
+        images=images,
+        labels=np.array(labels, dtype=np.int64),
+        usage=np.array(usage),
         row_index=np.arange(1, n + 1, dtype=np.int64),
     )
 
@@ -542,8 +556,10 @@ def test_fuzz_round_trip(dataset, compressed):
         loaded = load_fer2013(path, cache=False)
     assert_same_data(loaded, dataset)
     assert loaded.class_counts() == {
-        usage: {name: int(np.sum((dataset.usage == usage) & (dataset.labels == k)))
-                for k, name in enumerate(FER2013_CLASSES)}
+        usage: {
+            name: int(np.sum((dataset.usage == usage) & (dataset.labels == k)))
+            for k, name in enumerate(FER2013_CLASSES)
+        }
         for usage in loaded.splits_present
     }
 
@@ -558,8 +574,12 @@ bad_pixel_tokens = st.one_of(
     st.integers(256, 10**6).map(str),
     st.integers(-255, -1).map(str),
 ).filter(lambda token: not _is_valid_pixel(token))
-bad_labels = st.text(alphabet="0123456789-.x ", max_size=3).filter(lambda t: t.strip() not in {str(k) for k in range(7)})
-bad_usages = st.text(alphabet="abcdefghijklmnopqrstuvwxyzPT", max_size=12).filter(lambda t: t not in KNOWN_USAGES)
+bad_labels = st.text(alphabet="0123456789-.x ", max_size=3).filter(
+    lambda t: t.strip() not in {str(k) for k in range(7)}
+)
+bad_usages = st.text(alphabet="abcdefghijklmnopqrstuvwxyzPT", max_size=12).filter(
+    lambda t: t not in KNOWN_USAGES
+)
 
 
 @st.composite

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_utils.ferplus import FERPlusFormatError, ferplus_targets, load_ferplus, majority_labels
-from fer_utils.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
+from fer_utils.data.ferplus import FERPlusFormatError, ferplus_targets, load_ferplus, majority_labels
+from fer_utils.data.labels import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
 
 NEUTRAL, HAPPINESS, SURPRISE, SADNESS, ANGER, DISGUST, FEAR, CONTEMPT = range(8)
 UNKNOWN, NF = 8, 9
@@ -177,13 +177,15 @@ def test_wrong_shape(shape):
 
 
 def test_majority_labels_minus_one_where_dropped():
-    table = np.stack([
-        votes(happiness=7, neutral=3),       # Happiness
-        votes(neutral=3, sadness=3, anger=4),  # no majority
-        votes(NF=10),                         # not a face
-        np.array([4, 1, 1, 1, 1, 1, 1, 0, 0, 0]),  # Neutral after outlier removal
-        votes(contempt=9, unknown=1),         # Contempt
-    ])
+    table = np.stack(
+        [
+            votes(happiness=7, neutral=3),  # Happiness
+            votes(neutral=3, sadness=3, anger=4),  # no majority
+            votes(NF=10),  # not a face
+            np.array([4, 1, 1, 1, 1, 1, 1, 0, 0, 0]),  # Neutral after outlier removal
+            votes(contempt=9, unknown=1),  # Contempt
+        ]
+    )
     labels = majority_labels(table)
     assert labels.dtype.kind == "i"
     np.testing.assert_array_equal(labels, [HAPPINESS, -1, -1, NEUTRAL, CONTEMPT])
@@ -225,7 +227,9 @@ def test_load_ferplus(write_ferplus):
     assert loaded.votes.shape == (4, 10) and loaded.votes.dtype == np.int64
     np.testing.assert_array_equal(loaded.votes[0], [6, 0, 0, 1, 3, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(loaded.usage, ["Training", "Training", "PublicTest", "PrivateTest"])
-    np.testing.assert_array_equal(loaded.image_names, ["fer0000000.png", "", "fer0000002.png", "fer0000003.png"])
+    np.testing.assert_array_equal(
+        loaded.image_names, ["fer0000000.png", "", "fer0000002.png", "fer0000003.png"]
+    )
     np.testing.assert_array_equal(loaded.row_index, [1, 2, 3, 4])
     np.testing.assert_array_equal(majority_labels(loaded.votes), [NEUTRAL, -1, HAPPINESS, SURPRISE])
 
@@ -265,7 +269,7 @@ def test_load_ferplus_bad_vote(write_ferplus, bad):
 @pytest.mark.parametrize("usage", ["Validation", "", "training"])
 def test_load_ferplus_unknown_usage(write_ferplus, usage):
     rows = list(GOOD_ROWS)
-    rows[3] = usage + rows[3][len("PrivateTest"):]
+    rows[3] = usage + rows[3][len("PrivateTest") :]
     path = write_ferplus(rows)
     with pytest.raises(FERPlusFormatError) as error:
         load_ferplus(path)
@@ -335,7 +339,9 @@ def test_aligned_with_usage_mismatch_names_the_row(make_rows, write_ferplus):
     with pytest.raises(FERPlusFormatError) as error:
         table.aligned_with(data)
     message = str(error.value)
-    assert path.name in message and "row 3" in message and "'Training'" in message and "'PublicTest'" in message
+    assert (
+        path.name in message and "row 3" in message and "'Training'" in message and "'PublicTest'" in message
+    )
     assert "not aligned" in message and "(1 rows disagree)" in message
     # The rows that do agree can still be joined.
     assert len(table.aligned_with(data.subset([0, 1, 3]))) == 3

@@ -7,12 +7,17 @@ import numpy as np
 import pytest
 
 from fer_utils import config
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.ferplus import (
-    NO_MAJORITY, crowd_label_accuracy, images_kept_per_mode, label_agreement, label_crosstab, load_ferplus_for,
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.data.ferplus import (
+    NO_MAJORITY,
+    crowd_label_accuracy,
+    images_kept_per_mode,
+    label_agreement,
+    label_crosstab,
+    load_ferplus_for,
     majority_labels,
 )
-from fer_utils.labels import FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
+from fer_utils.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
 
 # FER+ class indices, and FER2013 ones (different order)
 NEUTRAL, HAPPINESS, SURPRISE, SADNESS, ANGER, DISGUST, FEAR, CONTEMPT = range(8)
@@ -27,12 +32,14 @@ def votes(**counts: int) -> np.ndarray:
 
 
 #: clear happiness; split vote (no majority, but a distribution); not a face; clear contempt
-ROWS = np.stack([
-    votes(happiness=8, neutral=2),
-    votes(happiness=4, surprise=4, neutral=2),
-    votes(NF=9, neutral=1),
-    votes(contempt=7, neutral=3),
-])
+ROWS = np.stack(
+    [
+        votes(happiness=8, neutral=2),
+        votes(happiness=4, surprise=4, neutral=2),
+        votes(NF=9, neutral=1),
+        votes(contempt=7, neutral=3),
+    ]
+)
 
 
 def test_images_kept_per_mode_counts_each_split_and_all():

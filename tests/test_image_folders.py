@@ -8,7 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils.image_folders import ImageFolderError, class_for_folder, load_face_image, load_image_folder
+from fer_utils.data.image_folders import (
+    ImageFolderError,
+    class_for_folder,
+    load_face_image,
+    load_image_folder,
+)
 
 
 def write_image(path: Path, shape: tuple[int, ...], seed: int = 0) -> Path:
@@ -80,7 +85,16 @@ def test_usage_and_metadata(tree):
 
 @pytest.mark.parametrize(
     "name, label",
-    [("HAPPY", 3), (" Sad ", 4), ("surprised", 5), ("Neutral", 6), ("fearful", 2), ("disgust", 1), ("contempt", None), ("happy2", None)],
+    [
+        ("HAPPY", 3),
+        (" Sad ", 4),
+        ("surprised", 5),
+        ("Neutral", 6),
+        ("fearful", 2),
+        ("disgust", 1),
+        ("contempt", None),
+        ("happy2", None),
+    ],
 )
 def test_class_for_folder(name, label):
     assert class_for_folder(name) == label

@@ -8,7 +8,12 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.model_comparison import PHASE_MODEL_NAMES, comparison_row, find_phase_models, inference_images_per_second
+from fer_utils.analysis.comparison import (
+    PHASE_MODEL_NAMES,
+    comparison_row,
+    find_phase_models,
+    inference_images_per_second,
+)
 
 
 def tiny_model() -> keras.Model:
@@ -35,7 +40,12 @@ def test_inference_speed_is_measured_and_empty_input_refused():
 def test_comparison_row_reads_the_sidecar_and_leaves_unknowns_empty(tmp_path):
     path = tmp_path / "phase1_cnn.keras"
     path.write_bytes(b"0" * 2_500_000)
-    metadata = {"class_names": ["a"] * 7, "parameters": {"total": 730855}, "epochs_run": 10, "training_seconds": 600}
+    metadata = {
+        "class_names": ["a"] * 7,
+        "parameters": {"total": 730855},
+        "epochs_run": 10,
+        "training_seconds": 600,
+    }
     row = comparison_row("phase1_cnn", path, metadata, accuracy=0.5, ece=0.1, images_per_second=1234.4)
     assert row["parameters"] == 730855 and row["training (min)"] == 10.0 and row["classes"] == 7
     assert row["size on disk (MB)"] == 2.5 and row["inference (images/s)"] == 1234

@@ -7,18 +7,26 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers.tiny_models import tiny_cnn
 
 from fer_utils import cli, config
-from fer_utils.calibration import apply_temperature, with_temperature
-from fer_utils.evaluation import evaluate_split
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.labels import FER2013_CLASSES, MERGED_CLASSES
-from fer_utils.model_io import load_model_with_metadata, save_model_with_metadata
-from fer_utils.model_wrappers import (
-    CROP_44_ZOOM, MIRROR_VIEWS, FaceView, View, ensemble, ensemble_from_files, tta_metadata, tta_views,
-    with_flip_tta, with_tta,
+from fer_utils.analysis.calibration import apply_temperature, with_temperature
+from fer_utils.analysis.evaluation import evaluate_split
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.data.labels import FER2013_CLASSES, MERGED_CLASSES
+from fer_utils.models.saving import load_model_with_metadata, save_model_with_metadata
+from fer_utils.models.wrappers import (
+    CROP_44_ZOOM,
+    MIRROR_VIEWS,
+    FaceView,
+    View,
+    ensemble,
+    ensemble_from_files,
+    tta_metadata,
+    tta_views,
+    with_flip_tta,
+    with_tta,
 )
-from helpers.tiny_models import tiny_cnn
 
 
 def faces(n: int = 6, seed: int = 0) -> np.ndarray:
@@ -130,7 +138,9 @@ def test_tta_refuses_no_views_repeated_views_and_other_inputs(base):
 def test_tta_model_saves_with_sidecar_and_reloads_identically(base, tmp_path):
     views = tta_views(shifts=[1])
     wrapped = with_tta(base, views)
-    path = save_model_with_metadata(wrapped, tmp_path / "tta.keras", {"experiment": "t", **tta_metadata(views)})
+    path = save_model_with_metadata(
+        wrapped, tmp_path / "tta.keras", {"experiment": "t", **tta_metadata(views)}
+    )
     reloaded, metadata = load_model_with_metadata(path)
     assert metadata["class_names"] == list(FER2013_CLASSES)
     assert metadata["parameters"]["total"] == base.count_params()
@@ -144,14 +154,16 @@ def test_tta_model_saves_with_sidecar_and_reloads_identically(base, tmp_path):
 def test_load_model_with_metadata_registers_the_custom_layers_itself(base, tmp_path):
     """A fresh interpreter that imports only model_io loads a model with TTA and a temperature."""
     tta = with_flip_tta(base)
-    path = save_model_with_metadata(with_temperature(tta, 2.0), tmp_path / "calibrated_tta.keras", {"experiment": "t"})
+    path = save_model_with_metadata(
+        with_temperature(tta, 2.0), tmp_path / "calibrated_tta.keras", {"experiment": "t"}
+    )
     images = faces(2)
     np.save(tmp_path / "faces.npy", images)
     np.save(tmp_path / "expected.npy", apply_temperature(predict(tta, images), 2.0))
     script = (
         "import sys, numpy as np\n"
-        "from fer_utils.model_io import load_model_with_metadata\n"
-        "assert 'fer_utils.model_wrappers' not in sys.modules and 'fer_utils.calibration' not in sys.modules\n"
+        "from fer_utils.models.saving import load_model_with_metadata\n"
+        "assert 'fer_utils.models.wrappers' not in sys.modules and 'fer_utils.analysis.calibration' not in sys.modules\n"
         f"model, _ = load_model_with_metadata({str(path)!r})\n"
         f"got = model.predict(np.load({str(tmp_path / 'faces.npy')!r}), verbose=0)\n"
         f"np.testing.assert_allclose(got, np.load({str(tmp_path / 'expected.npy')!r}), atol=1e-5)\n"
@@ -185,7 +197,9 @@ def test_members_with_the_same_name_are_fine(tmp_path):
     path = save_model_with_metadata(ensemble([first, second]), tmp_path / "e.keras", {"experiment": "e"})
     reloaded, _ = load_model_with_metadata(path)
     images = faces(3)
-    np.testing.assert_allclose(predict(reloaded, images), (predict(first, images) + predict(second, images)) / 2, atol=1e-6)
+    np.testing.assert_allclose(
+        predict(reloaded, images), (predict(first, images) + predict(second, images)) / 2, atol=1e-6
+    )
 
 
 def test_ensemble_refuses_bad_members(members):
@@ -200,8 +214,10 @@ def test_ensemble_refuses_bad_members(members):
 
 
 def test_ensemble_from_files_checks_the_sidecars(members, tmp_path):
-    paths = [save_model_with_metadata(model, tmp_path / f"m{i}.keras", {"experiment": f"m{i}"})
-             for i, model in enumerate(members[:2])]
+    paths = [
+        save_model_with_metadata(model, tmp_path / f"m{i}.keras", {"experiment": f"m{i}"})
+        for i, model in enumerate(members[:2])
+    ]
     combined, metadata = ensemble_from_files(paths)
     assert metadata["class_names"] == list(FER2013_CLASSES)
     assert [member["file"] for member in metadata["members"]] == ["m0.keras", "m1.keras"]
@@ -209,8 +225,11 @@ def test_ensemble_from_files_checks_the_sidecars(members, tmp_path):
     np.testing.assert_allclose(
         predict(combined, images), (predict(members[0], images) + predict(members[1], images)) / 2, atol=1e-6
     )
-    relabelled = save_model_with_metadata(tiny_cnn(7), tmp_path / "other.keras",
-                                          {"experiment": "o", "class_names": list(reversed(FER2013_CLASSES))})
+    relabelled = save_model_with_metadata(
+        tiny_cnn(7),
+        tmp_path / "other.keras",
+        {"experiment": "o", "class_names": list(reversed(FER2013_CLASSES))},
+    )
     with pytest.raises(ValueError, match="other.keras.*class_names"):
         ensemble_from_files([paths[0], relabelled])
     with pytest.raises(FileNotFoundError, match="absent.keras"):
@@ -232,8 +251,8 @@ def optimizer_entries(path) -> list[str]:
 
 def test_composed_files_leave_out_the_members_optimizer_state(tmp_path):
     """A trained member carries its optimizer's state; an ensemble or TTA file built on it must not."""
-    from fer_utils.experiments import record_with_tta
-    from fer_utils.splits import official_splits
+    from fer_utils.data.splits import official_splits
+    from fer_utils.training.experiments import record_with_tta
 
     paths = config.artifact_paths(tmp_path / "artifacts").ensure()
     member_paths = []
@@ -241,11 +260,16 @@ def test_composed_files_leave_out_the_members_optimizer_state(tmp_path):
         trained = tiny_cnn(7)
         trained.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="sparse_categorical_crossentropy")
         trained.fit(faces(4), np.arange(4), verbose=0)
-        member_paths.append(save_model_with_metadata(trained, paths.models / f"member{index}.keras",
-                                                     {"experiment": f"member{index}"}))
+        member_paths.append(
+            save_model_with_metadata(
+                trained, paths.models / f"member{index}.keras", {"experiment": f"member{index}"}
+            )
+        )
     assert optimizer_entries(member_paths[0])  # the premise: a trained file holds its optimizer
     composed, _ = ensemble_from_files(member_paths)
-    ensemble_path = save_model_with_metadata(composed, tmp_path / "ensemble.keras", {"experiment": "ensemble"})
+    ensemble_path = save_model_with_metadata(
+        composed, tmp_path / "ensemble.keras", {"experiment": "ensemble"}
+    )
     assert optimizer_entries(ensemble_path) == []
     splits = official_splits(load_fer2013(config.SAMPLE_FER2013_CSV))
     record_with_tta("member1", MIRROR_VIEWS, splits, paths)
@@ -261,10 +285,17 @@ def test_evaluate_command_on_tta_and_ensemble_files(members, tmp_path, capsys):
     data = load_fer2013(config.SAMPLE_FER2013_CSV).split("PublicTest")
     six_a, six_b = tiny_cnn(6), tiny_cnn(6)
     wrapped = {
-        "tta.keras": (with_flip_tta(members[0]), FER2013_CLASSES,
-                      (predict(members[0], data.images[..., None]) + predict(members[0], data.images[:, :, ::-1, None])) / 2),
-        "ensemble6.keras": (ensemble([six_a, six_b]), MERGED_CLASSES,
-                            (predict(six_a, data.images[..., None]) + predict(six_b, data.images[..., None])) / 2),
+        "tta.keras": (
+            with_flip_tta(members[0]),
+            FER2013_CLASSES,
+            (predict(members[0], data.images[..., None]) + predict(members[0], data.images[:, :, ::-1, None]))
+            / 2,
+        ),
+        "ensemble6.keras": (
+            ensemble([six_a, six_b]),
+            MERGED_CLASSES,
+            (predict(six_a, data.images[..., None]) + predict(six_b, data.images[..., None])) / 2,
+        ),
     }
     for name, (model, classes, expected_probabilities) in wrapped.items():
         path = save_model_with_metadata(model, tmp_path / name, {"experiment": name})
@@ -280,21 +311,39 @@ def test_evaluate_command_on_tta_and_ensemble_files(members, tmp_path, capsys):
 
 def test_record_model_on_an_ensemble_with_tta_matches_the_evaluate_command(tmp_path, capsys):
     """Notebook 08's saved model: members averaged over each face and its mirror, in one file."""
-    from fer_utils.experiments import SPLIT_PROTOCOL, record_model
-    from fer_utils.splits import official_splits
+    from fer_utils.data.splits import official_splits
+    from fer_utils.training.experiments import SPLIT_PROTOCOL, record_model
 
     data = load_fer2013(config.SAMPLE_FER2013_CSV)
     splits = official_splits(data)
-    member_paths = [save_model_with_metadata(tiny_cnn(7), tmp_path / f"member{i}.keras", {"experiment": f"member{i}"})
-                    for i in (1, 2)]
+    member_paths = [
+        save_model_with_metadata(tiny_cnn(7), tmp_path / f"member{i}.keras", {"experiment": f"member{i}"})
+        for i in (1, 2)
+    ]
     composed, entries = ensemble_from_files(member_paths, name="own_model_test")
     paths = config.artifact_paths(tmp_path / "artifacts").ensure()
-    recorded = record_model("own_model_test", with_flip_tta(composed), {"experiment": "own_model_test", **entries,
-                                                                         "split_protocol": SPLIT_PROTOCOL},
-                            splits, paths, architecture="ensemble + mirror", num_classes=7)
+    recorded = record_model(
+        "own_model_test",
+        with_flip_tta(composed),
+        {"experiment": "own_model_test", **entries, "split_protocol": SPLIT_PROTOCOL},
+        splits,
+        paths,
+        architecture="ensemble + mirror",
+        num_classes=7,
+    )
     assert recorded["parameters"]["total"] == 2 * tiny_cnn(7).count_params()
-    assert (paths.metrics / "own_model_test.json").exists() and "own_model_test" in (paths.root / "results.md").read_text()
-    code = cli.main(["evaluate", str(paths.models / "own_model_test.keras"), "--csv", str(config.SAMPLE_FER2013_CSV), "--json"])
+    assert (paths.metrics / "own_model_test.json").exists() and "own_model_test" in (
+        paths.root / "results.md"
+    ).read_text()
+    code = cli.main(
+        [
+            "evaluate",
+            str(paths.models / "own_model_test.keras"),
+            "--csv",
+            str(config.SAMPLE_FER2013_CSV),
+            "--json",
+        ]
+    )
     assert code == cli.EXIT_OK
     report = json.loads(capsys.readouterr().out)["splits"]["PublicTest"]
     assert report["accuracy"] == recorded["splits"]["PublicTest"]["accuracy"]
@@ -307,19 +356,21 @@ def test_record_model_on_an_ensemble_with_tta_matches_the_evaluate_command(tmp_p
 
 
 def test_candidates_are_cheapest_first_and_shift_by_whole_pixels():
-    from fer_utils.model_wrappers import TTA_CANDIDATES
+    from fer_utils.models.wrappers import TTA_CANDIDATES
 
     sizes = [0 if views is None else len(views) for views in TTA_CANDIDATES.values()]
     assert sizes == sorted(sizes) and sizes[0] == 0
-    shifts = {abs(view.shift_x) + abs(view.shift_y) for views in TTA_CANDIDATES.values() if views for view in views}
+    shifts = {
+        abs(view.shift_x) + abs(view.shift_y) for views in TTA_CANDIDATES.values() if views for view in views
+    }
     assert shifts == {0.0, 2.0}  # pixels, not fractions of the face
 
 
 def test_the_tta_table_measures_every_candidate_and_ties_go_to_the_cheaper_one():
     import pandas as pd
 
-    from fer_utils.ablation import best_views, tta_table
-    from fer_utils.splits import official_splits
+    from fer_utils.data.splits import official_splits
+    from fer_utils.training.ablation import best_views, tta_table
 
     splits = official_splits(load_fer2013(config.SAMPLE_FER2013_CSV))
     candidates = {"alone": None, "mirror": MIRROR_VIEWS}
@@ -332,20 +383,39 @@ def test_the_tta_table_measures_every_candidate_and_ties_go_to_the_cheaper_one()
 
 
 def test_record_with_tta_keeps_the_provenance_and_matches_the_evaluate_command(tmp_path, capsys):
-    from fer_utils.experiments import record_with_tta
-    from fer_utils.splits import official_splits
+    from fer_utils.data.splits import official_splits
+    from fer_utils.training.experiments import record_with_tta
 
     data = load_fer2013(config.SAMPLE_FER2013_CSV)
     splits = official_splits(data)
     paths = config.artifact_paths(tmp_path / "artifacts").ensure()
-    save_model_with_metadata(tiny_cnn(7), paths.models / "base.keras",
-                             {"experiment": "base", "title": "Base", "epochs_run": 3, "temperature": 1.3})
+    save_model_with_metadata(
+        tiny_cnn(7),
+        paths.models / "base.keras",
+        {"experiment": "base", "title": "Base", "epochs_run": 3, "temperature": 1.3},
+    )
     recorded = record_with_tta("base", MIRROR_VIEWS, splits, paths)
     _, sidecar = load_model_with_metadata(paths.models / "base_tta.keras")
     assert sidecar["experiment"] == "base_tta" and sidecar["base_model"] == "base.keras"
-    assert sidecar["epochs_run"] == 3 and "temperature" not in sidecar  # a single view's temperature does not carry over
+    assert (
+        sidecar["epochs_run"] == 3 and "temperature" not in sidecar
+    )  # a single view's temperature does not carry over
     assert len(sidecar["test_time_augmentation"]["views"]) == 2
-    assert cli.main(["evaluate", str(paths.models / "base_tta.keras"), "--csv", str(config.SAMPLE_FER2013_CSV), "--json"]) == cli.EXIT_OK
-    assert json.loads(capsys.readouterr().out)["splits"]["PublicTest"]["accuracy"] == recorded["splits"]["PublicTest"]["accuracy"]
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(paths.models / "base_tta.keras"),
+                "--csv",
+                str(config.SAMPLE_FER2013_CSV),
+                "--json",
+            ]
+        )
+        == cli.EXIT_OK
+    )
+    assert (
+        json.loads(capsys.readouterr().out)["splits"]["PublicTest"]["accuracy"]
+        == recorded["splits"]["PublicTest"]["accuracy"]
+    )
     with pytest.raises(FileNotFoundError, match="absent.keras"):
         record_with_tta("absent", MIRROR_VIEWS, splits, paths)

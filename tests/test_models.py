@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fer_utils.models import build_model, parameter_counts
-from fer_utils.preprocessing import PREPROCESSING_LAYER_NAME
+from fer_utils.data.preprocessing import PREPROCESSING_LAYER_NAME
+from fer_utils.models.architectures import build_model, parameter_counts
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,8 @@ def test_mini_xception_penalises_only_the_stem_as_the_published_keras_2_code_did
 
 
 def test_upscaled_mini_xception_keeps_its_parameters_and_raw_48_pixel_input():
-    from fer_utils.experiments import get_experiment
-    from fer_utils.model_cost import model_macs
+    from fer_utils.models.cost import model_macs
+    from fer_utils.training.experiments import get_experiment
 
     experiment = get_experiment("phase3_mini_xception_7_64px")
     upscaled = build_model(experiment.architecture, experiment.num_classes, **experiment.model_options)
@@ -64,7 +64,7 @@ def test_unknown_architecture_is_named_in_the_error():
 
 
 def test_random_affine_with_no_change_is_the_identity_and_flips_mirror():
-    from fer_utils.augmentation import RandomAffine
+    from fer_utils.training.augmentation import RandomAffine
 
     faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1)).astype("float32")
     identity = np.asarray(RandomAffine(0, 0, 0, horizontal_flip=False)(faces, training=True))
@@ -76,7 +76,7 @@ def test_random_affine_with_no_change_is_the_identity_and_flips_mirror():
 
 
 def test_augmentation_changes_faces_but_keeps_shape_and_range():
-    from fer_utils.augmentation import build_augmenter
+    from fer_utils.training.augmentation import build_augmenter
 
     faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 1)).astype("float32")
     augmented = np.asarray(build_augmenter(seed=0)(faces, training=True))
@@ -97,24 +97,29 @@ def test_fer_net_stages_halve_the_resolution_and_residual_stages_project_only_on
 
 
 def test_macs_of_the_phase_cnn_match_a_count_by_hand():
-    from fer_utils.model_cost import model_macs
+    from fer_utils.models.cost import model_macs
 
-    by_hand = (48 * 48 * 9 * (1 * 32 + 32 * 32)  # block 1 at 48x48
-               + 24 * 24 * 9 * (32 * 64 + 64 * 64)  # block 2 at 24x24
-               + 12 * 12 * 9 * 64 * 128  # block 3 at 12x12
-               + 6 * 6 * 128 * 128 + 128 * 7)  # dense layers
+    by_hand = (
+        48 * 48 * 9 * (1 * 32 + 32 * 32)  # block 1 at 48x48
+        + 24 * 24 * 9 * (32 * 64 + 64 * 64)  # block 2 at 24x24
+        + 12 * 12 * 9 * 64 * 128  # block 3 at 12x12
+        + 6 * 6 * 128 * 128
+        + 128 * 7
+    )  # dense layers
     assert model_macs(build_model("phase_cnn", 7)) == by_hand == 64_955_264
 
 
 def test_macs_of_separable_convolutions_count_depthwise_and_pointwise_parts():
     import keras
 
-    from fer_utils.model_cost import model_macs
+    from fer_utils.models.cost import model_macs
 
     inputs = keras.Input((10, 10, 4))
     outputs = keras.layers.SeparableConv2D(8, 3, padding="same")(inputs)
     assert model_macs(keras.Model(inputs, outputs)) == 10 * 10 * (9 * 4 + 4 * 8)
     ensemble_input = keras.Input((10, 10, 4))
     member = keras.Model(inputs, outputs)
-    doubled = keras.Model(ensemble_input, keras.layers.Average()([member(ensemble_input), member(ensemble_input)]))
+    doubled = keras.Model(
+        ensemble_input, keras.layers.Average()([member(ensemble_input), member(ensemble_input)])
+    )
     assert model_macs(doubled) == 2 * model_macs(member)

@@ -52,7 +52,11 @@ def test_prepare_only_writes_parameterised_copies_outside_notebooks(monkeypatch)
     written = run_pipeline("ci", only=["02_preprocessing.ipynb"], prepare_only=True, log=lambda *_: None)
     assert [p.name for p in written] == ["02_preprocessing.ipynb"]
     assert written[0].parent == config.RUNS_DIR / "ci"
-    injected = [c for c in nbformat.read(written[0], as_version=4).cells if "injected-parameters" in c.metadata.get("tags", [])]
+    injected = [
+        c
+        for c in nbformat.read(written[0], as_version=4).cells
+        if "injected-parameters" in c.metadata.get("tags", [])
+    ]
     assert injected and "artifacts_dir" in injected[0].source
 
 
@@ -60,7 +64,13 @@ def _checked_notebook(path, stored_output: str):
     cell = new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1 + 1)")
     cell.outputs = [new_output("stream", name="stdout", text=stored_output)]
     cell.execution_count = 1  # nbval only compares cells that were run
-    nbformat.write(new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}), path)
+    nbformat.write(
+        new_notebook(
+            cells=[cell],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        ),
+        path,
+    )
 
 
 def test_nbval_fails_when_a_checked_output_changes(tmp_path):
@@ -68,8 +78,12 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
     _checked_notebook(tmp_path / "same.ipynb", "2\n")
     _checked_notebook(tmp_path / "changed.ipynb", "3\n")
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q"]
-    same = subprocess.run([*command, str(tmp_path / "same.ipynb")], capture_output=True, text=True, cwd=tmp_path)
-    changed = subprocess.run([*command, str(tmp_path / "changed.ipynb")], capture_output=True, text=True, cwd=tmp_path)
+    same = subprocess.run(
+        [*command, str(tmp_path / "same.ipynb")], capture_output=True, text=True, cwd=tmp_path
+    )
+    changed = subprocess.run(
+        [*command, str(tmp_path / "changed.ipynb")], capture_output=True, text=True, cwd=tmp_path
+    )
     assert same.returncode == 0, same.stdout[-1500:]
     assert changed.returncode == 1, changed.stdout[-1500:]
     assert "1 failed" in changed.stdout
@@ -78,18 +92,47 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
 def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(tmp_path, monkeypatch):
     notebooks, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
     params.mkdir(parents=True)
-    cells = [new_code_cell("x = 1", metadata={"tags": ["parameters"]}), new_code_cell("raise ValueError('bad face in frame 7')")]
-    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
-                   notebooks / "01_broken.ipynb")
-    nbformat.write(new_notebook(cells=[new_code_cell("y = 2", metadata={"tags": ["parameters"]})],
-                                metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
-                   notebooks / "02_never_run.ipynb")
+    cells = [
+        new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        new_code_cell("raise ValueError('bad face in frame 7')"),
+    ]
+    nbformat.write(
+        new_notebook(
+            cells=cells,
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        ),
+        notebooks / "01_broken.ipynb",
+    )
+    nbformat.write(
+        new_notebook(
+            cells=[new_code_cell("y = 2", metadata={"tags": ["parameters"]})],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        ),
+        notebooks / "02_never_run.ipynb",
+    )
     (params / "t.yaml").write_text(
         f"output_dir: {tmp_path / 'out'}\nruns:\n  - notebook: 01_broken.ipynb\n  - notebook: 02_never_run.ipynb\n"
     )
     monkeypatch.setattr(config, "NOTEBOOKS_DIR", notebooks)
     monkeypatch.setattr(config, "NOTEBOOK_PARAMS_DIR", params)
-    with pytest.raises(PipelineError, match=r"01_broken\.ipynb failed in cell 2 with ValueError: bad face in frame 7"):
+    with pytest.raises(
+        PipelineError, match=r"01_broken\.ipynb failed in cell 2 with ValueError: bad face in frame 7"
+    ):
         run_pipeline("t", log=lambda *_: None)
     assert (tmp_path / "out" / "01_broken.ipynb").exists()
     assert not (tmp_path / "out" / "02_never_run.ipynb").exists()
+
+
+@pytest.mark.parametrize("is_sample, expected", [(True, "sample"), (False, "ci")])
+def test_the_default_profile_never_rewrites_the_committed_notebooks(monkeypatch, capsys, is_sample, expected):
+    from fer_utils import cli, pipeline
+
+    chosen = []
+    source = config.DataSource(config.SAMPLE_FER2013_CSV, is_sample=is_sample, found_by="test")
+    monkeypatch.setattr(config, "find_fer2013_csv", lambda *args, **kwargs: source)
+    monkeypatch.setattr(
+        pipeline, "run_pipeline", lambda profile, *args, **kwargs: chosen.append(profile) or []
+    )
+    assert cli.main(["pipeline"]) == cli.EXIT_OK
+    assert chosen == [expected]
+    assert "--profile full" in capsys.readouterr().out

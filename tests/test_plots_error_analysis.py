@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from fer_utils import plots
-from fer_utils.calibration import reliability_bins
-from fer_utils.error_analysis import confusion_table
+from fer_utils.analysis.calibration import reliability_bins
+from fer_utils.analysis.errors import confusion_table
+from fer_utils.reports import plots
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +25,9 @@ def test_confusion_matrix_heatmap_annotates_every_cell():
     table = confusion_table(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]), ("A", "B", "C"))
     figure = plots.plot_confusion_matrix(table, "counts")
     assert len(figure.axes[0].texts) == 9
-    rates = plots.plot_confusion_matrix(confusion_table(np.array([0, 1]), np.array([0, 0]), ("A", "B"), normalise=True),
-                                        rates=True)
+    rates = plots.plot_confusion_matrix(
+        confusion_table(np.array([0, 1]), np.array([0, 0]), ("A", "B"), normalise=True), rates=True
+    )
     assert rates.axes[0].texts[0].get_text() == "1.00"
 
 
@@ -39,8 +40,9 @@ def test_reliability_diagram_has_one_line_per_model_plus_the_diagonal():
 
 def test_gallery_and_grad_cam_overlays_draw_one_panel_per_face():
     faces = np.zeros((5, 48, 48), dtype=np.uint8)
-    gallery = plots.plot_face_gallery(faces, ["A"] * 5, ["B"] * 5, np.full(5, 0.9), "g", columns=3,
-                                      notes=["FER+: A"] * 5)
+    gallery = plots.plot_face_gallery(
+        faces, ["A"] * 5, ["B"] * 5, np.full(5, 0.9), "g", columns=3, notes=["FER+: A"] * 5
+    )
     assert sum(bool(axis.images) for axis in gallery.axes) == 5
     assert "A / B\n(0.90)\nFER+: A" in [axis.get_title() for axis in gallery.axes]
     overlays = plots.plot_grad_cam_overlays(faces, np.zeros((5, 48, 48)), ["t"] * 5, columns=4)

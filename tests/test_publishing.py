@@ -10,10 +10,10 @@ import json
 import time
 
 import pytest
+from helpers.mqtt_broker import Subscriber, free_port, running_broker
 
 from fer_utils import cli
-from fer_utils.publishing import MqttConnectionError, MqttPublisher, frame_message
-from helpers.mqtt_broker import Subscriber, free_port, running_broker
+from fer_utils.video.publishing import MqttConnectionError, MqttPublisher, frame_message
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,12 @@ def broker_port(tmp_path_factory: pytest.TempPathFactory):
 def test_frames_arrive_at_a_subscriber_as_json(broker_port: int) -> None:
     subscriber = Subscriber(broker_port, "test/fer")
     try:
-        face = {"face": 0, "box": [1, 2, 30, 30], "label": "Happy", "probabilities": {"Happy": 0.9, "Sad": 0.1}}
+        face = {
+            "face": 0,
+            "box": [1, 2, 30, 30],
+            "label": "Happy",
+            "probabilities": {"Happy": 0.9, "Sad": 0.1},
+        }
         with MqttPublisher("127.0.0.1", broker_port, topic="test/fer") as publisher:
             for frame in range(5):
                 assert publisher.publish_frame(frame, frame / 25, [face] if frame % 2 else [], source="unit")
@@ -65,8 +70,9 @@ def test_frame_message_is_compact_json() -> None:
 
 
 def test_video_command_publishes_one_message_per_frame(broker_port: int, tmp_path, capsys) -> None:
-    from fer_utils.video import open_video_writer
     from helpers.video_material import detectable_sample_faces, frame_with_faces, save_tiny_model
+
+    from fer_utils.video.stream import open_video_writer
 
     model = save_tiny_model(tmp_path / "tiny.keras")
     faces, _ = detectable_sample_faces(1)
@@ -77,9 +83,24 @@ def test_video_command_publishes_one_message_per_frame(broker_port: int, tmp_pat
     writer.release()
     subscriber = Subscriber(broker_port, "test/video")
     try:
-        code = cli.main(["video", str(video), "--model", str(model), "--output-dir", str(tmp_path / "out"),
-                         "--no-video", "--quiet", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker_port),
-                         "--mqtt-topic", "test/video"])
+        code = cli.main(
+            [
+                "video",
+                str(video),
+                "--model",
+                str(model),
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--no-video",
+                "--quiet",
+                "--mqtt-host",
+                "127.0.0.1",
+                "--mqtt-port",
+                str(broker_port),
+                "--mqtt-topic",
+                "test/video",
+            ]
+        )
         messages = subscriber.wait_for(4)
     finally:
         subscriber.close()

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from fer_utils.face_detection import FaceDetector
-from fer_utils.labels import FER2013_CLASSES
-from fer_utils.recognition import (
-    EmotionRecognizer, FaceClassifier, KerasFaceClassifier, ProbabilitySmoother, box_iou, match_boxes,
-)
 from helpers.video_material import detectable_sample_faces, frame_with_faces, save_tiny_model
+
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.recognition import (
+    EmotionRecognizer,
+    FaceClassifier,
+    KerasFaceClassifier,
+    ProbabilitySmoother,
+    box_iou,
+    match_boxes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,9 @@ def test_keras_classifier_matches_the_model_and_follows_the_protocol(classifier)
     assert isinstance(classifier, FaceClassifier)
     assert classifier.class_names == FER2013_CLASSES
     assert probabilities.shape == (5, 7) and probabilities.dtype == np.float32
-    np.testing.assert_allclose(probabilities, classifier.model.predict(faces.astype(np.float32), verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        probabilities, classifier.model.predict(faces.astype(np.float32), verbose=0), atol=1e-5
+    )
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert classifier(faces[:0]).shape == (0, 7)
     with pytest.raises(ValueError, match=r"\(N, 48, 48, 1\)"):
@@ -71,11 +78,15 @@ def test_smoother_averages_per_face_following_boxes() -> None:
     left, right = [10, 10, 50, 50], [300, 10, 50, 50]
     _, ids = smoother.update(np.array([left, right]), np.array([[1.0, 0.0], [0.0, 1.0]]))
     # next frame: the faces are listed in the other order and moved a little
-    smoothed, ids2 = smoother.update(np.array([[302, 12, 50, 50], [12, 10, 50, 50]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    smoothed, ids2 = smoother.update(
+        np.array([[302, 12, 50, 50], [12, 10, 50, 50]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    )
     np.testing.assert_allclose(smoothed, [[0.5, 0.5], [0.5, 0.5]])
     assert ids2.tolist() == [ids[1], ids[0]]
     # a new face far away starts its own track with its own probabilities
-    smoothed, ids3 = smoother.update(np.array([[12, 10, 50, 50], [500, 300, 60, 60]]), np.array([[0.0, 1.0], [0.2, 0.8]]))
+    smoothed, ids3 = smoother.update(
+        np.array([[12, 10, 50, 50], [500, 300, 60, 60]]), np.array([[0.0, 1.0], [0.2, 0.8]])
+    )
     assert ids3[0] == ids[0] and ids3[1] not in ids.tolist()
     np.testing.assert_allclose(smoothed, [[0.25, 0.75], [0.2, 0.8]])
 

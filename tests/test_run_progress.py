@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from fer_utils.cli import main
-from fer_utils.experiments import get_experiment
-from fer_utils.run_progress import progress_table, run_progress
+from fer_utils.training.experiments import get_experiment
+from fer_utils.training.progress import progress_table, run_progress
 
 PHASE3 = get_experiment("phase3_mini_xception_7")  # 110 epochs, monitors val_loss
 LADDER = get_experiment("ablation_1_plain")  # 12 epochs, monitors val_accuracy
@@ -16,12 +16,14 @@ LADDER = get_experiment("ablation_1_plain")  # 12 epochs, monitors val_accuracy
 def write_run(root, experiment, epochs: int, stopped_early: bool = False, config: dict | None = None):
     run_dir = experiment.run_dir(root)
     run_dir.mkdir(parents=True)
-    pd.DataFrame({
-        "epoch": range(epochs),
-        "val_accuracy": [0.40, 0.55, 0.50, 0.45][:epochs],
-        "val_loss": [1.6, 1.3, 1.2, 1.4][:epochs],
-        "epoch_seconds": [100.0, 140.0, 120.0, 500.0][:epochs],
-    }).to_csv(run_dir / "training_log.csv", index=False)
+    pd.DataFrame(
+        {
+            "epoch": range(epochs),
+            "val_accuracy": [0.40, 0.55, 0.50, 0.45][:epochs],
+            "val_loss": [1.6, 1.3, 1.2, 1.4][:epochs],
+            "epoch_seconds": [100.0, 140.0, 120.0, 500.0][:epochs],
+        }
+    ).to_csv(run_dir / "training_log.csv", index=False)
     (run_dir / "state.json").write_text(json.dumps({"epoch": epochs, "stopped_early": stopped_early}))
     (run_dir / "config.json").write_text(json.dumps(config or {}))
     return run_dir
@@ -74,7 +76,9 @@ def test_a_corrupt_config_is_named(tmp_path):
 
 def test_the_table_has_one_row_per_run(tmp_path):
     write_run(tmp_path, PHASE3, 2)
-    table = progress_table([run_progress(PHASE3, tmp_path, tmp_path), run_progress(LADDER, tmp_path, tmp_path)])
+    table = progress_table(
+        [run_progress(PHASE3, tmp_path, tmp_path), run_progress(LADDER, tmp_path, tmp_path)]
+    )
     assert list(table.index) == [PHASE3.name, LADDER.name]
     assert list(table.status) == ["in progress", "not started"]
 

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.models import build_model
-from fer_utils.saliency import grad_cam, last_conv_layer_name
+from fer_utils.analysis.saliency import grad_cam, last_conv_layer_name
+from fer_utils.models.architectures import build_model
 
 
 def bright_square_model() -> keras.Model:
@@ -40,7 +40,9 @@ def test_grad_cam_of_a_class_with_no_positive_evidence_is_zero():
     np.testing.assert_array_equal(heatmap, 0.0)
 
 
-@pytest.mark.parametrize("architecture, expected_layer", [("mini_xception", "class_maps"), ("phase_cnn", "block3_1_conv")])
+@pytest.mark.parametrize(
+    "architecture, expected_layer", [("mini_xception", "class_maps"), ("phase_cnn", "block3_1_conv")]
+)
 def test_grad_cam_on_the_project_architectures(architecture, expected_layer):
     model = build_model(architecture, 7)
     assert last_conv_layer_name(model) == expected_layer

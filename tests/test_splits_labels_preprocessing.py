@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_utils.labels import (
+from fer_utils.data.labels import (
     FER2013_CLASSES,
     FERPLUS_CLASSES,
     MERGED_CLASSES,
     class_names_for,
     merge_disgust,
 )
-from fer_utils.preprocessing import as_model_input, preprocess_input, preprocessing_layer
-from fer_utils.splits import official_splits, random_split
+from fer_utils.data.preprocessing import as_model_input, preprocess_input, preprocessing_layer
+from fer_utils.data.splits import official_splits, random_split
 
 # --------------------------------------------------------------------------------------------
 # Official splits
@@ -83,7 +83,9 @@ def test_random_split_is_disjoint_and_covers_every_row(unbalanced):
     splits = random_split(unbalanced, 0.25, seed=0)
     train_rows, validation_rows = splits.train.row_index, splits.validation.row_index
     assert np.intersect1d(train_rows, validation_rows).size == 0
-    np.testing.assert_array_equal(np.sort(np.concatenate([train_rows, validation_rows])), unbalanced.row_index)
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([train_rows, validation_rows])), unbalanced.row_index
+    )
     # Rows stay in file order and the arrays stay aligned with each other.
     assert (np.diff(train_rows) > 0).all() and (np.diff(validation_rows) > 0).all()
     np.testing.assert_array_equal(splits.train.images, unbalanced.images[train_rows - 1])

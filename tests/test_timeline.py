@@ -8,9 +8,13 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from fer_utils.recognition import FaceResult
-from fer_utils.timeline import (
-    TimelineFormatError, TimelineWriter, mood_shares, read_timeline, save_mood_plot,
+from fer_utils.video.recognition import FaceResult
+from fer_utils.video.timeline import (
+    TimelineFormatError,
+    TimelineWriter,
+    mood_shares,
+    read_timeline,
+    save_mood_plot,
 )
 
 NAMES = ("Happy", "Sad")
@@ -33,8 +37,14 @@ def timeline_file(tmp_path):
 def test_round_trip_keeps_every_frame_and_face(timeline_file) -> None:
     lines = timeline_file.read_text().splitlines()
     assert len(lines) == 4
-    assert json.loads(lines[2]) == {"frame": 1, "time_s": 0.04, "face": None, "box": None, "label": None,
-                                    "probabilities": None}
+    assert json.loads(lines[2]) == {
+        "frame": 1,
+        "time_s": 0.04,
+        "face": None,
+        "box": None,
+        "label": None,
+        "probabilities": None,
+    }
     frame = read_timeline(timeline_file)
     assert frame["frame"].tolist() == [0, 0, 1, 2]
     assert frame["face"].isna().tolist() == [False, False, True, False]

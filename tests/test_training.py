@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.tiny_models import tiny_cnn
 
 from fer_utils import config
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.models import build_model
-from fer_utils.training import STATE_FILE, TrainingConfig, TrainingResult, read_state, train_model
-from helpers.tiny_models import tiny_cnn
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.training.loop import STATE_FILE, TrainingConfig, TrainingResult, read_state, train_model
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +42,29 @@ def test_a_run_writes_log_state_and_best_model_and_reloads_when_finished(tmp_pat
     again = train_model(tiny_cnn, train, validation, tmp_path, TINY)  # finished: only reloads
     assert again.epochs_run == 2 and again.resumed_from_epoch == 2
     assert again.monitor == "val_loss"
-    assert again.describe().startswith(f"2 epochs run, epoch {again.best_epoch} kept (lowest PublicTest loss), ")
+    assert again.describe().startswith(
+        f"2 epochs run, epoch {again.best_epoch} kept (lowest PublicTest loss), "
+    )
     assert " s an epoch), stopped early: False" in again.describe()
 
 
 def test_describe_names_the_monitor_and_leaves_out_missing_epoch_times():
     history = pd.DataFrame({"epoch": [0, 1, 2], "val_accuracy": [0.5, 0.6, 0.55]})
-    result = TrainingResult(model=None, history=history, run_dir=Path("run"), epochs_run=3, best_epoch=2,
-                            stopped_early=True, training_seconds=0.0, resumed_from_epoch=0, monitor="val_accuracy")
-    assert result.describe() == ("3 epochs run, epoch 2 kept (highest PublicTest accuracy), "
-                                 "0.0 minutes of training, stopped early: True")
+    result = TrainingResult(
+        model=None,
+        history=history,
+        run_dir=Path("run"),
+        epochs_run=3,
+        best_epoch=2,
+        stopped_early=True,
+        training_seconds=0.0,
+        resumed_from_epoch=0,
+        monitor="val_accuracy",
+    )
+    assert result.describe() == (
+        "3 epochs run, epoch 2 kept (highest PublicTest accuracy), "
+        "0.0 minutes of training, stopped early: True"
+    )
     timed = replace(result, history=history.assign(epoch_seconds=[61.0, 59.4, 120.0]), training_seconds=240.4)
     assert "4.0 minutes of training (59-120 s an epoch)" in timed.describe()
 
@@ -94,8 +106,21 @@ def test_half_written_files_from_a_crash_are_ignored(tmp_path, sample_splits):
 def test_kill_minus_nine_then_resume_finishes_the_run(tmp_path):
     """A real process killed with SIGKILL mid-training continues from its last completed epoch."""
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "fer_utils", "train", "phase3_mini_xception_7", "--epochs", "8",
-               "--max-images", "64", "--run-dir", str(run_dir), "--csv", str(config.SAMPLE_FER2013_CSV)]
+    command = [
+        sys.executable,
+        "-m",
+        "fer_utils",
+        "train",
+        "phase3_mini_xception_7",
+        "--epochs",
+        "8",
+        "--max-images",
+        "64",
+        "--run-dir",
+        str(run_dir),
+        "--csv",
+        str(config.SAMPLE_FER2013_CSV),
+    ]
     environment = {**os.environ, "PYTHONWARNINGS": "ignore"}
     errors = (tmp_path / "first_run.err").open("w")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=environment)

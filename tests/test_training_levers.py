@@ -10,20 +10,37 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-
-from fer_utils import config, training
-from fer_utils.augmentation import AugmentationConfig, build_augmenter
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.training import (
-    BEST_MODEL_FILE, CONFIG_FILE, TrainingConfig, _callbacks, build_optimizer, learning_rate_schedule,
-    make_dataset, one_hot, read_state, train_model,
-)
 from helpers.tiny_models import tiny_cnn
 
+from fer_utils import config
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.training import loop
+from fer_utils.training.augmentation import AugmentationConfig, build_augmenter
+from fer_utils.training.loop import (
+    BEST_MODEL_FILE,
+    CONFIG_FILE,
+    TrainingConfig,
+    _callbacks,
+    build_optimizer,
+    learning_rate_schedule,
+    make_dataset,
+    one_hot,
+    read_state,
+    train_model,
+)
+
 TINY = TrainingConfig(epochs=2, batch_size=32, early_stopping_patience=50, reduce_lr_patience=10)
-LEVERS = replace(TINY, optimizer="adamw", weight_decay=1e-4, schedule="cosine", warmup_epochs=1,
-                 mixup_alpha=0.2, monitor="val_accuracy", label_smoothing=0.1,
-                 augmentation=AugmentationConfig(erasing_probability=0.5))
+LEVERS = replace(
+    TINY,
+    optimizer="adamw",
+    weight_decay=1e-4,
+    schedule="cosine",
+    warmup_epochs=1,
+    mixup_alpha=0.2,
+    monitor="val_accuracy",
+    label_smoothing=0.1,
+    augmentation=AugmentationConfig(erasing_probability=0.5),
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +61,9 @@ def test_unknown_settings_are_refused_by_name():
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_epoch():
-    schedule = learning_rate_schedule(replace(LEVERS, epochs=10, learning_rate=0.1, warmup_epochs=2), steps_per_epoch=5)
+    schedule = learning_rate_schedule(
+        replace(LEVERS, epochs=10, learning_rate=0.1, warmup_epochs=2), steps_per_epoch=5
+    )
     rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
     assert rates[0] == pytest.approx(0.0)
     assert rates[1] == pytest.approx(0.05)  # half-way through the warm-up
@@ -76,8 +95,15 @@ def test_mixup_blends_images_and_targets_alike():
 
 
 def test_random_erasing_replaces_a_rectangle_with_noise():
-    augmenter = build_augmenter(AugmentationConfig(rotation_degrees=0, shift_fraction=0, zoom_fraction=0,
-                                                   horizontal_flip=False, erasing_probability=1.0))
+    augmenter = build_augmenter(
+        AugmentationConfig(
+            rotation_degrees=0,
+            shift_fraction=0,
+            zoom_fraction=0,
+            horizontal_flip=False,
+            erasing_probability=1.0,
+        )
+    )
     faces = np.full((8, 48, 48, 1), 128.0, dtype=np.float32)
     erased = keras.ops.convert_to_numpy(augmenter(faces, training=True))
     changed = (np.abs(erased - 128.0) > 1e-3).reshape(8, -1).mean(axis=1)
@@ -104,7 +130,15 @@ def test_a_run_stored_before_the_levers_existed_resumes_as_the_same_run(tmp_path
     train, validation = sample_splits
     train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=1))
     stored = json.loads((tmp_path / CONFIG_FILE).read_text())
-    for added in ("optimizer", "weight_decay", "schedule", "warmup_epochs", "mixup_alpha", "monitor", "ema_momentum"):
+    for added in (
+        "optimizer",
+        "weight_decay",
+        "schedule",
+        "warmup_epochs",
+        "mixup_alpha",
+        "monitor",
+        "ema_momentum",
+    ):
         del stored[added]
     del stored["augmentation"]["erasing_probability"]
     (tmp_path / CONFIG_FILE).write_text(json.dumps(stored))
@@ -128,7 +162,9 @@ def test_weight_averaging_validates_and_saves_the_averaged_weights(tmp_path, sam
     x, y = validation.images[..., None].astype("float32"), one_hot(validation.labels, 7)
     for saved in (tmp_path / BEST_MODEL_FILE, tmp_path / read_state(tmp_path)["model_file"]):
         model = keras.models.load_model(saved)
-        assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(logged, abs=1e-6)
+        assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(
+            logged, abs=1e-6
+        )
 
 
 @pytest.mark.slow
@@ -138,7 +174,7 @@ def test_a_resumed_averaging_run_trains_its_raw_weights_not_the_average(tmp_path
     train, validation = sample_splits
     averaged = replace(TINY, epochs=2, ema_momentum=0.9)
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):  # killed after epoch 1 of 2
-        patch.setattr(training, "_callbacks", lambda *args: [*_callbacks(*args), _InterruptAfterFirstEpoch()])
+        patch.setattr(loop, "_callbacks", lambda *args: [*_callbacks(*args), _InterruptAfterFirstEpoch()])
         train_model(tiny_cnn, train, validation, tmp_path, averaged)
     state = read_state(tmp_path)
     assert state["callbacks"]["swap_ema"] == {"_ema_weights_in_model": True}

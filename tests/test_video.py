@@ -10,17 +10,21 @@ from argparse import Namespace
 import cv2
 import numpy as np
 import pytest
+from helpers.video_material import FakeCapture, detectable_sample_faces, frame_with_faces, save_tiny_model
 
 from fer_utils import cli, config
-from fer_utils.synthetic_video import (
-    VideoLayout, cascade_detection_rate, compose_face_video, ground_truth_path, load_ground_truth,
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.stream import DEFAULT_MODEL_NAMES, find_default_model, open_video_writer, run_video
+from fer_utils.video.synthetic import (
+    VideoLayout,
+    cascade_detection_rate,
+    compose_face_video,
+    ground_truth_path,
+    load_ground_truth,
     score_against_ground_truth,
 )
-from fer_utils.face_detection import FaceDetector
-from fer_utils.labels import FER2013_CLASSES
-from fer_utils.timeline import read_timeline
-from fer_utils.video import DEFAULT_MODEL_NAMES, find_default_model, open_video_writer, run_video
-from helpers.video_material import FakeCapture, detectable_sample_faces, frame_with_faces, save_tiny_model
+from fer_utils.video.timeline import read_timeline
 
 N_FRAMES = 12
 
@@ -66,8 +70,19 @@ def test_composed_video_and_its_ground_truth(clip, faces_and_labels) -> None:
 
 def test_video_command_end_to_end(clip, model_path, tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    code = cli.main(["video", str(clip), "--model", str(model_path), "--output-dir", str(out), "--smoothing", "0.5",
-                     "--quiet"])
+    code = cli.main(
+        [
+            "video",
+            str(clip),
+            "--model",
+            str(model_path),
+            "--output-dir",
+            str(out),
+            "--smoothing",
+            "0.5",
+            "--quiet",
+        ]
+    )
     assert code == cli.EXIT_OK, capsys.readouterr().err
     assert f"{N_FRAMES} frame(s) processed" in capsys.readouterr().out
     assert _frame_count(out / "clip_annotated.mp4") == N_FRAMES
@@ -85,7 +100,18 @@ def test_frames_without_faces_are_recorded(model_path, tmp_path, capsys) -> None
     for _ in range(3):
         writer.write(np.full((240, 320, 3), 90, dtype=np.uint8))
     writer.release()
-    code = cli.main(["video", str(empty), "--model", str(model_path), "--output-dir", str(tmp_path), "--no-video", "--quiet"])
+    code = cli.main(
+        [
+            "video",
+            str(empty),
+            "--model",
+            str(model_path),
+            "--output-dir",
+            str(tmp_path),
+            "--no-video",
+            "--quiet",
+        ]
+    )
     assert code == cli.EXIT_OK
     timeline = read_timeline(tmp_path / "empty_room_timeline.jsonl")
     assert timeline["frame"].tolist() == [0, 1, 2] and timeline["face"].isna().all()
@@ -94,8 +120,22 @@ def test_frames_without_faces_are_recorded(model_path, tmp_path, capsys) -> None
 
 
 def test_max_frames_stops_early(clip, model_path, tmp_path) -> None:
-    assert cli.main(["video", str(clip), "--model", str(model_path), "--output-dir", str(tmp_path), "--max-frames", "3",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "video",
+                str(clip),
+                "--model",
+                str(model_path),
+                "--output-dir",
+                str(tmp_path),
+                "--max-frames",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert _frame_count(tmp_path / "clip_annotated.mp4") == 3
 
 
@@ -110,7 +150,9 @@ def test_max_frames_stops_early(clip, model_path, tmp_path) -> None:
 )
 def test_bad_video_files_exit_2_and_write_nothing(make_input, expected, model_path, tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    code = cli.main(["video", str(make_input(tmp_path)), "--model", str(model_path), "--output-dir", str(out)])
+    code = cli.main(
+        ["video", str(make_input(tmp_path)), "--model", str(model_path), "--output-dir", str(out)]
+    )
     assert code == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and expected in err[0]
@@ -120,11 +162,15 @@ def test_bad_video_files_exit_2_and_write_nothing(make_input, expected, model_pa
 def test_video_with_zero_frames_exits_2(model_path, tmp_path, capsys) -> None:
     path = tmp_path / "no_frames.mp4"
     open_video_writer(path, 10, (64, 48)).release()  # a valid container with no frame
-    assert cli.main(["video", str(path), "--model", str(model_path), "--output-dir", str(tmp_path / "o")]) == 2
+    assert (
+        cli.main(["video", str(path), "--model", str(model_path), "--output-dir", str(tmp_path / "o")]) == 2
+    )
     assert "no_frames.mp4" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("spec, named", [("7", "camera 7"), ("rtsp://127.0.0.1:9/live", "stream rtsp://127.0.0.1:9/live")])
+@pytest.mark.parametrize(
+    "spec, named", [("7", "camera 7"), ("rtsp://127.0.0.1:9/live", "stream rtsp://127.0.0.1:9/live")]
+)
 def test_camera_or_stream_that_does_not_open_exits_2(spec, named, model_path, tmp_path, capsys) -> None:
     requested = []
     factory = lambda target: requested.append(target) or FakeCapture([], opened=False)  # noqa: E731
@@ -139,7 +185,9 @@ def test_camera_that_opens_but_delivers_nothing_exits_2(model_path, tmp_path, ca
     assert "camera 0 delivered no frames" in capsys.readouterr().err
 
 
-def test_camera_that_stops_mid_run_leaves_valid_outputs(faces_and_labels, model_path, tmp_path, capsys) -> None:
+def test_camera_that_stops_mid_run_leaves_valid_outputs(
+    faces_and_labels, model_path, tmp_path, capsys
+) -> None:
     frame, _ = frame_with_faces([faces_and_labels[0][0]], [(200, 150)])
     camera = FakeCapture([frame.copy() for _ in range(5)])  # then read() fails: unplugged
     code = run_video(_args("0", model_path, tmp_path), capture_factory=lambda index: camera)
@@ -152,8 +200,12 @@ def test_camera_that_stops_mid_run_leaves_valid_outputs(faces_and_labels, model_
     assert (tmp_path / "camera0_mood.png").is_file()
 
 
-def test_default_model_prefers_mini_xception_7_and_missing_is_clear(tmp_path, monkeypatch, clip, capsys) -> None:
+def test_default_model_prefers_mini_xception_7_and_missing_is_clear(
+    tmp_path, monkeypatch, clip, capsys
+) -> None:
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    assert find_default_model() == config.BUNDLED_MODEL
+    monkeypatch.setattr(config, "BUNDLED_MODEL", tmp_path / "not_bundled.keras")
     with pytest.raises(FileNotFoundError, match="No trained model in"):
         find_default_model()
     assert cli.main(["video", str(clip), "--output-dir", str(tmp_path / "o")]) == 2
@@ -163,22 +215,58 @@ def test_default_model_prefers_mini_xception_7_and_missing_is_clear(tmp_path, mo
         assert find_default_model() == tmp_path / name
 
 
-@pytest.mark.parametrize("option, value", [("--smoothing", "1.5"), ("--margin", "-0.1"), ("--max-frames", "0")])
+@pytest.mark.parametrize(
+    "option, value", [("--smoothing", "1.5"), ("--margin", "-0.1"), ("--max-frames", "0")]
+)
 def test_bad_options_exit_2(option, value, clip, model_path, tmp_path, capsys) -> None:
-    assert cli.main(["video", str(clip), "--model", str(model_path), "--output-dir", str(tmp_path / "o"), option, value]) == 2
+    assert (
+        cli.main(
+            [
+                "video",
+                str(clip),
+                "--model",
+                str(model_path),
+                "--output-dir",
+                str(tmp_path / "o"),
+                option,
+                value,
+            ]
+        )
+        == 2
+    )
     assert option in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
-def test_unreachable_mqtt_broker_exits_1_before_processing(clip, model_path, tmp_path, capsys) -> None:
+def _closed_port() -> int:
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    code = cli.main(["video", str(clip), "--model", str(model_path), "--output-dir", str(tmp_path / "o"),
-                     "--mqtt-host", "127.0.0.1", "--mqtt-port", str(port)])
-    assert code == cli.EXIT_FAILURE
+        return probe.getsockname()[1]
+
+
+def _video_with_broker(clip, model_path, output_dir, port: int, *extra: str) -> int:
+    return cli.main(
+        ["video", str(clip), "--model", str(model_path), "--output-dir", str(output_dir), "--quiet"]
+        + ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), *extra]
+    )
+
+
+def test_unreachable_mqtt_broker_at_start_warns_and_the_run_goes_on(
+    clip, model_path, tmp_path, capsys
+) -> None:
+    port = _closed_port()
+    assert _video_with_broker(clip, model_path, tmp_path / "o", port) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert f"127.0.0.1:{port}" in captured.err and "warning" in captured.err
+    assert "failed" in captured.out  # every frame's message is counted as not sent
+    assert (tmp_path / "o" / "clip_annotated.mp4").exists() and (tmp_path / "o" / "clip_mood.png").exists()
+
+
+def test_mqtt_required_exits_1_before_processing(clip, model_path, tmp_path, capsys) -> None:
+    port = _closed_port()
+    assert _video_with_broker(clip, model_path, tmp_path / "o", port, "--mqtt-required") == cli.EXIT_FAILURE
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -186,12 +274,29 @@ def test_unreachable_mqtt_broker_exits_1_before_processing(clip, model_path, tmp
 def test_scoring_counts_misses_and_wrong_labels() -> None:
     import pandas as pd
 
-    truth = {"frames": [{"frame": 0, "faces": [{"box": [0, 0, 100, 100], "label": "Happy"},
-                                               {"box": [300, 0, 100, 100], "label": "Sad"}]},
-                        {"frame": 1, "faces": [{"box": [0, 0, 100, 100], "label": "Happy"}]}]}
-    timeline = pd.DataFrame({"frame": [0, 0, 1], "face": pd.array([0, 1, pd.NA], dtype="Int64"),
-                             "x": [5, 600, None], "y": [5, 400, None], "w": [90, 20, None], "h": [90, 20, None],
-                             "label": ["Happy", "Angry", None]})
+    truth = {
+        "frames": [
+            {
+                "frame": 0,
+                "faces": [
+                    {"box": [0, 0, 100, 100], "label": "Happy"},
+                    {"box": [300, 0, 100, 100], "label": "Sad"},
+                ],
+            },
+            {"frame": 1, "faces": [{"box": [0, 0, 100, 100], "label": "Happy"}]},
+        ]
+    }
+    timeline = pd.DataFrame(
+        {
+            "frame": [0, 0, 1],
+            "face": pd.array([0, 1, pd.NA], dtype="Int64"),
+            "x": [5, 600, None],
+            "y": [5, 400, None],
+            "w": [90, 20, None],
+            "h": [90, 20, None],
+            "label": ["Happy", "Angry", None],
+        }
+    )
     score = score_against_ground_truth(timeline, truth)
     assert (score["true_faces"], score["detected_faces"], score["matched_faces"]) == (3, 2, 1)
     assert score["detection_recall"] == pytest.approx(1 / 3) and score["detection_precision"] == 0.5
@@ -199,7 +304,10 @@ def test_scoring_counts_misses_and_wrong_labels() -> None:
 
 
 def test_cascade_detection_rate_on_detectable_faces(faces_and_labels) -> None:
-    assert cascade_detection_rate(faces_and_labels[0][:3], FaceDetector(), face_size=150, background="plain") == 1.0
+    assert (
+        cascade_detection_rate(faces_and_labels[0][:3], FaceDetector(), face_size=150, background="plain")
+        == 1.0
+    )
 
 
 def _write(path, content: bytes):
@@ -208,6 +316,16 @@ def _write(path, content: bytes):
 
 
 def _args(input_spec: str, model_path, output_dir) -> Namespace:
-    return Namespace(input=input_spec, model=str(model_path), output_dir=str(output_dir), smoothing=0.5, margin=0.0,
-                     max_frames=None, mqtt_host=None, mqtt_port=1883, mqtt_topic="fer/emotions", no_video=False,
-                     quiet=True)
+    return Namespace(
+        input=input_spec,
+        model=str(model_path),
+        output_dir=str(output_dir),
+        smoothing=0.5,
+        margin=0.0,
+        max_frames=None,
+        mqtt_host=None,
+        mqtt_port=1883,
+        mqtt_topic="fer/emotions",
+        no_video=False,
+        quiet=True,
+    )

@@ -10,11 +10,17 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-from fer_utils import plots, video_evaluation
-from fer_utils.synthetic_video import VideoLayout, compose_face_video, load_ground_truth, score_against_ground_truth
-from fer_utils.video import StreamSummary
 from helpers.video_material import detectable_sample_faces, save_tiny_model
+
+from fer_utils.reports import plots
+from fer_utils.video import evaluation as video_evaluation
+from fer_utils.video.stream import StreamSummary
+from fer_utils.video.synthetic import (
+    VideoLayout,
+    compose_face_video,
+    load_ground_truth,
+    score_against_ground_truth,
+)
 
 N_FRAMES = 12
 
@@ -24,10 +30,18 @@ def clip(tmp_path_factory):
     """A 12-frame composed clip of detectable sample faces, its ground truth, and a tiny saved model."""
     folder = tmp_path_factory.mktemp("clip")
     faces, labels = detectable_sample_faces(6)
-    truth_path = compose_face_video(faces, labels, folder / "clip.mp4",
-                                    layout=VideoLayout(n_frames=N_FRAMES, hold_frames=4, background="plain", seed=3))
-    return {"video": folder / "clip.mp4", "truth": load_ground_truth(truth_path),
-            "model": save_tiny_model(folder / "tiny.keras"), "folder": folder}
+    truth_path = compose_face_video(
+        faces,
+        labels,
+        folder / "clip.mp4",
+        layout=VideoLayout(n_frames=N_FRAMES, hold_frames=4, background="plain", seed=3),
+    )
+    return {
+        "video": folder / "clip.mp4",
+        "truth": load_ground_truth(truth_path),
+        "model": save_tiny_model(folder / "tiny.keras"),
+        "folder": folder,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +51,29 @@ def run(clip):
 
 def _truth(*frames: list[tuple[int, str, list[int]]]) -> dict:
     """A ground truth from frames given as lists of (source index, label, box)."""
-    return {"frames": [{"frame": index, "faces": [{"source_index": s, "label": label, "box": box} for s, label, box in faces]}
-                       for index, faces in enumerate(frames)]}
+    return {
+        "frames": [
+            {
+                "frame": index,
+                "faces": [{"source_index": s, "label": label, "box": box} for s, label, box in faces],
+            }
+            for index, faces in enumerate(frames)
+        ]
+    }
 
 
 def _timeline(rows: list[tuple[int, list[int] | None, str | None]]) -> pd.DataFrame:
     """A timeline table from (frame, box or None, label or None) rows."""
-    records = [{"frame": frame, "time_s": 0.0, "face": None if box is None else 0,
-                **dict(zip("xywh", box or [None] * 4)), "label": label} for frame, box, label in rows]
+    records = [
+        {
+            "frame": frame,
+            "time_s": 0.0,
+            "face": None if box is None else 0,
+            **dict(zip("xywh", box or [None] * 4)),
+            "label": label,
+        }
+        for frame, box, label in rows
+    ]
     table = pd.DataFrame(records, columns=["frame", "time_s", "face", "x", "y", "w", "h", "label"])
     for column in ("face", "x", "y", "w", "h"):
         table[column] = table[column].astype("Int64")
@@ -57,7 +86,10 @@ LEFT, RIGHT = [0, 0, 100, 100], [300, 0, 100, 100]
 def test_analyse_video_writes_what_the_command_writes_and_keeps_the_timings(run, clip) -> None:
     assert run.summary.frames == N_FRAMES and run.summary.stop_reason == "end of video"
     assert {name: path.name for name, path in run.outputs.items()} == {
-        "video": "clip_annotated.mp4", "timeline": "clip_timeline.jsonl", "mood_plot": "clip_mood.png"}
+        "video": "clip_annotated.mp4",
+        "timeline": "clip_timeline.jsonl",
+        "mood_plot": "clip_mood.png",
+    }
     assert all(path.is_file() and path.stat().st_size > 0 for path in run.outputs.values())
     assert sorted(run.timeline["frame"].unique()) == list(range(N_FRAMES))
     assert set(run.summary.timings) == set(video_evaluation.STAGES)
@@ -81,7 +113,9 @@ def test_matched_faces_are_the_faces_the_scorer_counts(run, clip) -> None:
     matches = video_evaluation.matched_faces(run.timeline, clip["truth"])
     score = score_against_ground_truth(run.timeline, clip["truth"])
     assert len(matches) == score["matched_faces"] > 0
-    assert (matches["video_label"] == matches["true_label"]).mean() == pytest.approx(score["label_accuracy_on_matched"])
+    assert (matches["video_label"] == matches["true_label"]).mean() == pytest.approx(
+        score["label_accuracy_on_matched"]
+    )
     assert sorted(matches["source_index"].unique()) == score["matched_source_indices"]
 
 
@@ -89,38 +123,60 @@ def test_matching_needs_overlap_and_ignores_frames_without_detections() -> None:
     truth = _truth([(0, "Happy", LEFT), (1, "Sad", RIGHT)], [(0, "Happy", LEFT)])
     timeline = _timeline([(0, [5, 5, 100, 100], "Happy"), (0, [150, 300, 50, 50], "Sad"), (1, None, None)])
     matches = video_evaluation.matched_faces(timeline, truth)
-    assert matches.to_dict("records") == [{"frame": 0, "source_index": 0, "true_label": "Happy", "video_label": "Happy"}]
+    assert matches.to_dict("records") == [
+        {"frame": 0, "source_index": 0, "true_label": "Happy", "video_label": "Happy"}
+    ]
 
 
 def test_video_against_stills_worked_by_hand() -> None:
     # face 0: on 2 frames, both detected and right, right at 48x48; face 1: on 2 frames, detected once and
     # wrong, right at 48x48; face 2: on 1 frame, never detected, wrong at 48x48.
-    truth = _truth([(0, "Happy", LEFT), (1, "Sad", RIGHT)], [(0, "Happy", LEFT), (1, "Sad", RIGHT)], [(2, "Fear", LEFT)])
+    truth = _truth(
+        [(0, "Happy", LEFT), (1, "Sad", RIGHT)], [(0, "Happy", LEFT), (1, "Sad", RIGHT)], [(2, "Fear", LEFT)]
+    )
     timeline = _timeline([(0, LEFT, "Happy"), (0, RIGHT, "Angry"), (1, LEFT, "Happy"), (2, None, None)])
-    per_face = video_evaluation.video_vs_still(truth, video_evaluation.matched_faces(timeline, truth),
-                                               {0: "Happy", 1: "Sad", 2: "Neutral"})
+    per_face = video_evaluation.video_vs_still(
+        truth, video_evaluation.matched_faces(timeline, truth), {0: "Happy", 1: "Sad", 2: "Neutral"}
+    )
     assert per_face["frames_shown"].tolist() == [2, 2, 1]
     assert per_face["frames_detected"].tolist() == [2, 1, 0]
     assert per_face["still_correct"].tolist() == [True, True, False]
-    assert per_face.loc[[0, 1], "video_correct_share"].tolist() == [1.0, 0.0] and np.isnan(per_face.loc[2, "video_correct_share"])
+    assert per_face.loc[[0, 1], "video_correct_share"].tolist() == [1.0, 0.0] and np.isnan(
+        per_face.loc[2, "video_correct_share"]
+    )
     assert per_face.loc[[0, 1], "video_majority_label"].tolist() == ["Happy", "Angry"]
     comparison = video_evaluation.accuracy_comparison(per_face)
-    assert comparison == pytest.approx({
-        "distinct_faces": 3, "distinct_faces_detected": 2, "faces_detected_share": 2 / 3, "still_on_all": 2 / 3,
-        "still_on_detected": 1.0, "video_per_face": 0.5, "video_majority": 0.5, "video_cost_points": 50.0})
+    assert comparison == pytest.approx(
+        {
+            "distinct_faces": 3,
+            "distinct_faces_detected": 2,
+            "faces_detected_share": 2 / 3,
+            "still_on_all": 2 / 3,
+            "still_on_detected": 1.0,
+            "video_per_face": 0.5,
+            "video_majority": 0.5,
+            "video_cost_points": 50.0,
+        }
+    )
 
 
 def test_majority_ties_go_to_the_alphabetically_first_label() -> None:
     truth = _truth([(0, "Sad", LEFT)], [(0, "Sad", LEFT)])
     timeline = _timeline([(0, LEFT, "Sad"), (1, LEFT, "Angry")])
-    per_face = video_evaluation.video_vs_still(truth, video_evaluation.matched_faces(timeline, truth), {0: "Sad"})
-    assert per_face.loc[0, "video_majority_label"] == "Angry" and per_face.loc[0, "video_correct_share"] == 0.5
+    per_face = video_evaluation.video_vs_still(
+        truth, video_evaluation.matched_faces(timeline, truth), {0: "Sad"}
+    )
+    assert (
+        per_face.loc[0, "video_majority_label"] == "Angry" and per_face.loc[0, "video_correct_share"] == 0.5
+    )
 
 
 def test_a_still_label_missing_for_a_shown_face_is_named() -> None:
     truth = _truth([(0, "Happy", LEFT), (7, "Sad", RIGHT)])
     with pytest.raises(ValueError, match=r"source_index \[7\]"):
-        video_evaluation.video_vs_still(truth, video_evaluation.matched_faces(_timeline([]), truth), {0: "Happy"})
+        video_evaluation.video_vs_still(
+            truth, video_evaluation.matched_faces(_timeline([]), truth), {0: "Happy"}
+        )
 
 
 def test_read_frames_gives_the_asked_frames_and_names_a_missing_one(clip) -> None:
@@ -142,7 +198,9 @@ def test_read_frames_of_something_that_is_not_a_video(tmp_path) -> None:
 def test_plot_video_frames_shows_colour_and_grey_frames() -> None:
     colour = np.zeros((48, 64, 3), np.uint8)
     colour[..., 2] = 255  # red in OpenCV's BGR
-    figure = plots.plot_video_frames([colour, np.full((48, 64), 128, np.uint8)], ["red", "grey"], "two frames")
+    figure = plots.plot_video_frames(
+        [colour, np.full((48, 64), 128, np.uint8)], ["red", "grey"], "two frames"
+    )
     images = [axis.get_images()[0].get_array() for axis in figure.axes]
     assert tuple(images[0][0, 0]) == (255, 0, 0)  # shown as RGB
     assert images[1].shape == (48, 64)

@@ -16,8 +16,8 @@ Usage (normally started by ``benchmarks/bench_peer_fer.py``; create the environm
   other label spaces (the disgust merge).
 * ``video``: per backend, frames per second of decoding VIDEO plus ``FER(mtcnn=False).detect_emotions``
   on every frame and the CPU time per frame (one value per run, and the medians), faces found, and
-  a timeline in the JSON Lines format of ``fer_utils.timeline``. The caller scores that timeline against TRUTH with
-  ``fer_utils.synthetic_video.score_against_ground_truth``, so both pipelines are matched to the
+  a timeline in the JSON Lines format of ``fer_utils.video.timeline``. The caller scores that timeline against TRUTH with
+  ``fer_utils.video.synthetic.score_against_ground_truth``, so both pipelines are matched to the
   ground truth by the same code (Hungarian assignment on IoU).
 
 fer 25.10.3 has two bundled classifiers: ``use_tflite=True`` (its default, backend ``tflite``)
@@ -69,8 +69,10 @@ def block_network() -> None:
     """Make every socket connection in this process fail, so no weights can be fetched silently."""
 
     def refuse(*args, **kwargs):
-        raise NetworkBlockedError(f"fer_worker: network access attempted (arguments {args!r}); "
-                                  "the benchmark must use only files bundled with fer and OpenCV")
+        raise NetworkBlockedError(
+            f"fer_worker: network access attempted (arguments {args!r}); "
+            "the benchmark must use only files bundled with fer and OpenCV"
+        )
 
     socket.socket.connect = refuse  # type: ignore[method-assign]
     socket.socket.connect_ex = refuse  # type: ignore[method-assign]
@@ -114,12 +116,21 @@ def load_faces(path: Path) -> dict[str, np.ndarray]:
             raise WorkerInputError(f"{path}: missing array(s) {missing} (expected {list(NPZ_KEYS)})")
         data = {key: archive[key] for key in NPZ_KEYS}
     images, labels = data["images"], data["labels"]
-    if images.ndim != 3 or images.dtype != np.uint8 or len(images) != len(labels) or len(labels) != len(data["splits"]):
-        raise WorkerInputError(f"{path}: expected uint8 images (N, H, W) with one label and split each, got "
-                               f"{images.dtype} {images.shape}, {labels.shape} labels, {data['splits'].shape} splits")
+    if (
+        images.ndim != 3
+        or images.dtype != np.uint8
+        or len(images) != len(labels)
+        or len(labels) != len(data["splits"])
+    ):
+        raise WorkerInputError(
+            f"{path}: expected uint8 images (N, H, W) with one label and split each, got "
+            f"{images.dtype} {images.shape}, {labels.shape} labels, {data['splits'].shape} splits"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= len(data["class_names"])):
-        raise WorkerInputError(f"{path}: labels {labels.min()}-{labels.max()} do not index "
-                               f"the {len(data['class_names'])} class names")
+        raise WorkerInputError(
+            f"{path}: labels {labels.min()}-{labels.max()} do not index "
+            f"the {len(data['class_names'])} class names"
+        )
     return data
 
 
@@ -136,8 +147,10 @@ def fer_inputs(faces: np.ndarray) -> np.ndarray:
 
 def classify(detector, faces: np.ndarray) -> np.ndarray:
     """Probabilities in fer's class order, through fer's own inference path, in batches."""
-    batches = [np.asarray(detector._classify_emotions(fer_inputs(faces[start:start + CLASSIFY_BATCH])))
-               for start in range(0, len(faces), CLASSIFY_BATCH)]
+    batches = [
+        np.asarray(detector._classify_emotions(fer_inputs(faces[start : start + CLASSIFY_BATCH])))
+        for start in range(0, len(faces), CLASSIFY_BATCH)
+    ]
     return np.concatenate(batches) if batches else np.zeros((0, len(fer_class_names())), np.float32)
 
 
@@ -152,10 +165,16 @@ def accuracy_report(detector, data: dict[str, np.ndarray]) -> dict:
     splits = {}
     for split in dict.fromkeys(str(s) for s in data["splits"]):
         mask = data["splits"] == split
-        splits[split] = {"n_images": int(mask.sum()),
-                         "accuracy": float((predictions[mask] == data["labels"][mask]).mean())}
-    return {"splits": splits, "predictions": predictions.tolist(), "class_names": target_names,
-            "ms_per_face": 1000 * seconds / max(len(predictions), 1)}
+        splits[split] = {
+            "n_images": int(mask.sum()),
+            "accuracy": float((predictions[mask] == data["labels"][mask]).mean()),
+        }
+    return {
+        "splits": splits,
+        "predictions": predictions.tolist(),
+        "class_names": target_names,
+        "ms_per_face": 1000 * seconds / max(len(predictions), 1),
+    }
 
 
 def load_truth(path: Path) -> dict:
@@ -166,7 +185,9 @@ def load_truth(path: Path) -> dict:
     except json.JSONDecodeError as error:
         raise WorkerInputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from error
     if not isinstance(truth, dict) or not {"frames", "class_names", "fps"} <= truth.keys():
-        raise WorkerInputError(f"{path}: not a composed-video ground truth (needs frames, class_names and fps)")
+        raise WorkerInputError(
+            f"{path}: not a composed-video ground truth (needs frames, class_names and fps)"
+        )
     return truth
 
 
@@ -187,22 +208,30 @@ def check_video(video: Path, truth: dict) -> np.ndarray:
     if not frames:
         raise WorkerInputError(f"{video}: no frames OpenCV can decode")
     if frames != len(truth["frames"]):
-        raise WorkerInputError(f"{video} has {frames} frames but its ground truth lists {len(truth['frames'])}")
+        raise WorkerInputError(
+            f"{video} has {frames} frames but its ground truth lists {len(truth['frames'])}"
+        )
     return first_frame
 
 
 def face_records(frame_index: int, time_s: float, faces: list[dict], to_target: dict[str, str]) -> list[dict]:
-    """One frame's ``detect_emotions`` output as fer_utils.timeline records (``face: null`` if none).
+    """One frame's ``detect_emotions`` output as fer_utils.video.timeline records (``face: null`` if none).
 
     The label is the highest of fer's rounded scores, as fer's own ``top_emotion`` picks it.
     """
     stamp = {"frame": frame_index, "time_s": round(time_s, 4)}
     if not faces:
         return [{**stamp, "face": None, "box": None, "label": None, "probabilities": None}]
-    return [{**stamp, "face": index, "box": [int(v) for v in face["box"]],
-             "label": to_target[max(face["emotions"], key=face["emotions"].get)],
-             "probabilities": {to_target[name]: float(score) for name, score in face["emotions"].items()}}
-            for index, face in enumerate(faces)]
+    return [
+        {
+            **stamp,
+            "face": index,
+            "box": [int(v) for v in face["box"]],
+            "label": to_target[max(face["emotions"], key=face["emotions"].get)],
+            "probabilities": {to_target[name]: float(score) for name, score in face["emotions"].items()},
+        }
+        for index, face in enumerate(faces)
+    ]
 
 
 def time_video(detector, video: Path) -> tuple[float, float, list[list[dict]]]:
@@ -221,7 +250,9 @@ def time_video(detector, video: Path) -> tuple[float, float, list[list[dict]]]:
     return len(per_frame) / seconds, 1000 * cpu_seconds / len(per_frame), per_frame
 
 
-def video_report(detector, video: Path, first_frame: np.ndarray, truth: dict, runs: int, timeline_path: Path) -> dict:
+def video_report(
+    detector, video: Path, first_frame: np.ndarray, truth: dict, runs: int, timeline_path: Path
+) -> dict:
     """``runs`` timed passes over ``video``; the last pass's faces go to ``timeline_path``."""
     detector.detect_emotions(first_frame)  # warm-up: first interpreter/Keras call, outside the timing
     fps_runs, cpu_runs, per_frame = [], [], []
@@ -235,18 +266,30 @@ def video_report(detector, video: Path, first_frame: np.ndarray, truth: dict, ru
         for index, faces in enumerate(per_frame):
             for record in face_records(index, index / truth["fps"], faces, to_target):
                 out.write(json.dumps(record, separators=(",", ":")) + "\n")
-    return {"fps_runs": fps_runs, "fps_median": statistics.median(fps_runs),
-            "cpu_ms_per_frame_runs": cpu_runs, "cpu_ms_per_frame_median": statistics.median(cpu_runs), "frames": len(per_frame),
-            "faces": sum(len(faces) for faces in per_frame), "timeline": str(timeline_path)}
+    return {
+        "fps_runs": fps_runs,
+        "fps_median": statistics.median(fps_runs),
+        "cpu_ms_per_frame_runs": cpu_runs,
+        "cpu_ms_per_frame_median": statistics.median(cpu_runs),
+        "frames": len(per_frame),
+        "faces": sum(len(faces) for faces in per_frame),
+        "timeline": str(timeline_path),
+    }
 
 
 def versions() -> dict:
     import fer
     import tensorflow as tf
 
-    return {"python": sys.version.split()[0], "fer": fer.__version__, "tensorflow": tf.__version__,
-            "keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
-            "opencv": cv2.__version__, "numpy": np.__version__, "cv2_threads": cv2.getNumThreads()}
+    return {
+        "python": sys.version.split()[0],
+        "fer": fer.__version__,
+        "tensorflow": tf.__version__,
+        "keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "cv2_threads": cv2.getNumThreads(),
+    }
 
 
 def self_check() -> dict:
@@ -254,17 +297,25 @@ def self_check() -> dict:
     import fer
 
     package_dir = Path(fer.__file__).parent
-    bundled = {name: (package_dir / "data" / name).is_file() for name in
-               ("emotion_model.hdf5", "emotion_model_quantized.tflite")}
+    bundled = {
+        name: (package_dir / "data" / name).is_file()
+        for name in ("emotion_model.hdf5", "emotion_model_quantized.tflite")
+    }
     bundled["opencv: haarcascade_frontalface_default.xml"] = (
-        Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml").is_file()
+        Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    ).is_file()
     if not all(bundled.values()):
         raise RuntimeError(f"fer's bundled files are missing: {bundled}")
     face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
     outputs = {backend: classify(make_fer(backend), face).shape for backend in BACKENDS}
     blank = np.zeros((480, 640, 3), np.uint8)
-    return {**versions(), "bundled_files": bundled, "classifier_outputs": {k: list(v) for k, v in outputs.items()},
-            "faces_on_blank_frame": len(make_fer("tflite").detect_emotions(blank)), "network": "blocked"}
+    return {
+        **versions(),
+        "bundled_files": bundled,
+        "classifier_outputs": {k: list(v) for k, v in outputs.items()},
+        "faces_on_blank_frame": len(make_fer("tflite").detect_emotions(blank)),
+        "network": "blocked",
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -278,8 +329,14 @@ def run(args: argparse.Namespace) -> dict:
         detector = make_fer(backend)
         if data is not None:
             report["accuracy"][backend] = accuracy_report(detector, data)
-        report["video"][backend] = video_report(detector, args.video, first_frame, truth, args.runs,
-                                                args.timeline_dir / f"fer_{backend}_timeline.jsonl")
+        report["video"][backend] = video_report(
+            detector,
+            args.video,
+            first_frame,
+            truth,
+            args.runs,
+            args.timeline_dir / f"fer_{backend}_timeline.jsonl",
+        )
     return report
 
 
@@ -289,9 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="load fer's bundled models with the network blocked; print versions")
     run_parser = commands.add_parser("run", help="accuracy on faces, throughput and a timeline on a video")
     run_parser.add_argument("video", type=Path)
-    run_parser.add_argument("truth", type=Path, help="the video's ground-truth JSON (fer_utils.synthetic_video)")
+    run_parser.add_argument(
+        "truth", type=Path, help="the video's ground-truth JSON (fer_utils.video.synthetic)"
+    )
     run_parser.add_argument("--faces", type=Path, help=".npz of images, labels, splits, class_names")
-    run_parser.add_argument("--runs", type=int, default=1, help="timed passes over the video (median reported)")
+    run_parser.add_argument(
+        "--runs", type=int, default=1, help="timed passes over the video (median reported)"
+    )
     run_parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=["tflite"])
     run_parser.add_argument("--timeline-dir", type=Path, default=Path("."))
     run_parser.add_argument("--cv-threads", type=int, help="cv2.setNumThreads (default: OpenCV's own)")

@@ -15,9 +15,9 @@ import keras
 import numpy as np
 
 from fer_utils import config
-from fer_utils.face_detection import FaceDetector
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.preprocessing import preprocessing_layer
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.data.preprocessing import preprocessing_layer
+from fer_utils.video.face_detection import FaceDetector
 
 FRAME_SIZE = (640, 480)  # width, height
 FACE_SIDE = 180
@@ -62,7 +62,7 @@ def _compose(faces: list[np.ndarray], layout) -> tuple[np.ndarray, list[tuple[in
     boxes = []
     for face, (x, y) in zip(faces, layout):
         big = cv2.resize(face, (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_CUBIC)
-        frame[y:y + FACE_SIDE, x:x + FACE_SIDE] = big[..., np.newaxis]
+        frame[y : y + FACE_SIDE, x : x + FACE_SIDE] = big[..., np.newaxis]
         boxes.append((x, y, FACE_SIDE, FACE_SIDE))
     return frame, boxes
 

@@ -16,17 +16,20 @@ mode, run_dir = sys.argv[1], sys.argv[2]
 if mode == "multiworker":
     index, ports = int(sys.argv[3]), sys.argv[4].split(",")
     os.environ["TF_CONFIG"] = json.dumps(
-        {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+        {
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
     )
     run_dir = f"{run_dir}/worker{index}"  # each worker checkpoints into its own folder, as Keras advises
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tiny_models import tiny_cnn  # noqa: E402
 
 from fer_utils import config  # noqa: E402
-from fer_utils.fer2013 import load_fer2013  # noqa: E402
-from tiny_models import tiny_cnn  # noqa: E402
-from fer_utils.training import TrainingConfig, train_model  # noqa: E402
+from fer_utils.data.fer2013 import load_fer2013  # noqa: E402
+from fer_utils.training.loop import TrainingConfig, train_model  # noqa: E402
 
 if mode == "mirrored":
     cpu = tf.config.list_physical_devices("CPU")[0]

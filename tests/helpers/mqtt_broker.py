@@ -1,3 +1,3 @@
-"""A real MQTT broker on loopback for tests: now :mod:`fer_utils.mqtt_broker`, shared with notebook 07."""
+"""A real MQTT broker on loopback for tests: now :mod:`fer_utils.video.broker`, shared with notebook 07."""
 
-from fer_utils.mqtt_broker import Subscriber, free_port, running_broker  # noqa: F401
+from fer_utils.video.broker import Subscriber, free_port, running_broker  # noqa: F401

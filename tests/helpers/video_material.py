@@ -9,10 +9,10 @@ import keras
 import numpy as np
 
 from fer_utils import config
-from fer_utils.face_detection import FaceDetector
-from fer_utils.fer2013 import load_fer2013
-from fer_utils.model_io import save_model_with_metadata
-from fer_utils.preprocessing import preprocessing_layer
+from fer_utils.data.fer2013 import load_fer2013
+from fer_utils.data.preprocessing import preprocessing_layer
+from fer_utils.models.saving import save_model_with_metadata
+from fer_utils.video.face_detection import FaceDetector
 
 FACE_SIDE = 150
 
@@ -25,15 +25,21 @@ def save_tiny_model(path: Path, num_classes: int = 7, seed: int = 0) -> Path:
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="conv")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return save_model_with_metadata(keras.Model(inputs, outputs, name="tiny_video_fer"), path, {"experiment": "test"})
+    return save_model_with_metadata(
+        keras.Model(inputs, outputs, name="tiny_video_fer"), path, {"experiment": "test"}
+    )
 
 
-def frame_with_faces(faces: list[np.ndarray], positions: list[tuple[int, int]], side: int = FACE_SIDE,
-                     size: tuple[int, int] = (640, 480)) -> tuple[np.ndarray, np.ndarray]:
+def frame_with_faces(
+    faces: list[np.ndarray],
+    positions: list[tuple[int, int]],
+    side: int = FACE_SIDE,
+    size: tuple[int, int] = (640, 480),
+) -> tuple[np.ndarray, np.ndarray]:
     """A BGR frame with each grey face upscaled to ``side`` at (x, y), and the pasted boxes."""
     frame = np.full((size[1], size[0]), 110, dtype=np.uint8)
     for face, (x, y) in zip(faces, positions):
-        frame[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+        frame[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
     boxes = np.array([[x, y, side, side] for x, y in positions]).reshape(-1, 4)
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), boxes
 

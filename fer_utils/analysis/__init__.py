@@ -1,0 +1,1 @@
+"""Scoring saved models: accuracy per split and class, confusions, calibration, saliency."""

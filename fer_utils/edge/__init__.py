@@ -1,0 +1,1 @@
+"""Edge deployment: TFLite, SavedModel and frozen-graph exports, and the AWS DeepLens bundle."""

@@ -1,0 +1,1 @@
+"""Figures and results tables written under reports/."""

@@ -1,0 +1,1 @@
+"""The training loop with resumable state, augmentation, distillation and the named experiments."""

@@ -1,0 +1,1 @@
+"""Faces in video: detection, recognition, smoothing over time, MQTT publishing, synthetic clips."""

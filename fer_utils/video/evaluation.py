@@ -1,0 +1,238 @@
+"""How the real-time video path does: against a composed video's ground truth, against the same faces at 48x48, per stage.
+
+A model's benchmark accuracy is measured on FER2013's own 48x48 crops. On a camera the same model
+sees faces that a Haar cascade found, cropped and resized from a bigger frame, so a face can be
+missed, framed differently, or seen through video compression. To tell how much of the benchmark
+survives, :func:`analyse_video` runs exactly the steps of ``python -m fer_utils video`` on a video
+composed from labelled faces (:mod:`fer_utils.video.synthetic`) while keeping the per-stage timings
+the command does not print, and :func:`video_vs_still` puts, face by face, the label the model gives
+the original 48x48 image beside the labels it gave that face in the video.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fer_utils.video.recognition import DEFAULT_CROP_MARGIN, EmotionRecognizer, match_boxes
+from fer_utils.video.stream import (
+    FrameSinks,
+    StreamSummary,
+    build_recognizer,
+    open_video_source,
+    open_video_writer,
+    output_paths,
+    process_stream,
+)
+from fer_utils.video.timeline import TimelineWriter, read_timeline, save_mood_plot
+
+#: The stages ``process_stream`` times, in the order a frame meets them.
+STAGES: tuple[str, ...] = ("decode", "detect", "crop", "infer", "draw_write")
+STAGE_DESCRIPTIONS: dict[str, str] = {
+    "decode": "read and decode the next frame",
+    "detect": "Haar cascade on a 320-px grey copy",
+    "crop": "cut and resize faces to 48x48",
+    "infer": "one batched model call per frame",
+    "draw_write": "draw boxes, write mp4 frame and timeline line",
+    "other": "loop overhead (not in any stage)",
+}
+
+
+@dataclass
+class VideoRun:
+    """One run of the video command's pipeline, with what the command prints and what it does not."""
+
+    summary: StreamSummary
+    outputs: dict[str, Path]  # video, timeline, mood_plot
+    timeline: pd.DataFrame
+    recognizer: EmotionRecognizer
+    cpu_seconds: float  # CPU time of this process over the run, all threads
+    load_average: tuple[float, float]  # 1-minute load before and after: the machine may be shared
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000 * self.cpu_seconds / self.summary.frames if self.summary.frames else float("nan")
+
+
+def analyse_video(
+    video_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    smoothing: float | None = None,
+    margin: float = DEFAULT_CROP_MARGIN,
+) -> VideoRun:
+    """Run ``python -m fer_utils video VIDEO --model MODEL --output-dir DIR`` in-process, timing every stage.
+
+    The same functions as the command (``open_video_source``, ``build_recognizer``, ``FrameSinks``,
+    ``process_stream``, ``save_mood_plot``) write the same three files; the difference is that the
+    per-stage seconds and the process's CPU time come back to the caller.
+    """
+    source = open_video_source(str(video_path))
+    try:
+        recognizer = build_recognizer(Path(model_path), smoothing, margin)
+        outputs = output_paths(Path(output_dir), source.name)
+        sinks = FrameSinks(
+            TimelineWriter(outputs["timeline"]),
+            open_video_writer(outputs["video"], source.fps, source.frame_size),
+        )
+    except BaseException:
+        source.capture.release()
+        raise
+    load_before = os.getloadavg()[0]
+    cpu_started = time.process_time()
+    summary = process_stream(source, recognizer, sinks, progress=False, timings=Counter())
+    cpu_seconds = time.process_time() - cpu_started
+    timeline = read_timeline(outputs["timeline"])
+    save_mood_plot(timeline, outputs["mood_plot"], title=f"Mood over time: {source.name}")
+    return VideoRun(summary, outputs, timeline, recognizer, cpu_seconds, (load_before, os.getloadavg()[0]))
+
+
+def read_frames(video_path: str | os.PathLike[str], frame_indices: Sequence[int]) -> list[np.ndarray]:
+    """The BGR frames at ``frame_indices`` (0-based) of a video file, decoded by OpenCV.
+
+    Raises ``ValueError`` naming the video and the first index it cannot deliver, rather than
+    returning fewer frames than were asked for.
+    """
+    capture = cv2.VideoCapture(str(video_path))
+    if not capture.isOpened():
+        raise ValueError(f"Cannot open video {video_path}")
+    frames = []
+    try:
+        for index in frame_indices:
+            if index < 0:
+                raise ValueError(f"{video_path}: frame index must be >= 0, got {index}")
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                raise ValueError(f"{video_path} has no frame {index}")
+            frames.append(frame)
+    finally:
+        capture.release()
+    return frames
+
+
+def stage_table(summary: StreamSummary) -> pd.DataFrame:
+    """Wall-clock milliseconds per frame for each stage, its share of the loop, and what it does.
+
+    The loop's time not covered by any stage is listed as ``other``, so the rows add up to the
+    measured end-to-end time per frame (1000 / fps).
+    """
+    if summary.frames == 0:
+        raise ValueError("stage_table needs a run that processed at least one frame")
+    ms = {stage: 1000 * summary.timings.get(stage, 0.0) / summary.frames for stage in STAGES}
+    ms["other"] = max(0.0, 1000 * summary.seconds / summary.frames - sum(ms.values()))
+    table = pd.DataFrame({"ms per frame": pd.Series(ms)})
+    table["share %"] = 100 * table["ms per frame"] / table["ms per frame"].sum()
+    table["what"] = pd.Series(STAGE_DESCRIPTIONS)
+    return table.rename_axis("stage")
+
+
+def faces_shown(ground_truth: dict) -> pd.DataFrame:
+    """One row per distinct face of a composed video: its true label and the frames it is on screen.
+
+    Indexed by ``source_index``, the face's position in the array the video was composed from.
+    """
+    rows: dict[int, dict] = {}
+    for frame in ground_truth["frames"]:
+        for face in frame["faces"]:
+            row = rows.setdefault(face["source_index"], {"true_label": face["label"], "frames_shown": 0})
+            row["frames_shown"] += 1
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["true_label", "frames_shown"])
+    return table.rename_axis("source_index").sort_index()
+
+
+def matched_faces(timeline: pd.DataFrame, ground_truth: dict, min_iou: float = 0.3) -> pd.DataFrame:
+    """Every (frame, true face) the pipeline detected, with the label it gave: one row per match.
+
+    Detections are matched to the true boxes frame by frame exactly as
+    :func:`fer_utils.video.synthetic.score_against_ground_truth` does (Hungarian assignment on IoU,
+    at least ``min_iou``), so the rows here are the faces that function counts as matched.
+    """
+    detections = timeline.dropna(subset=["face"])
+    by_frame = dict(tuple(detections.groupby("frame")))
+    rows = []
+    for truth_frame in ground_truth["frames"]:
+        found = by_frame.get(truth_frame["frame"])
+        if found is None or not truth_frame["faces"]:
+            continue
+        truth_boxes = np.array([face["box"] for face in truth_frame["faces"]]).reshape(-1, 4)
+        found_boxes = found[["x", "y", "w", "h"]].to_numpy(dtype=np.float64)
+        for truth_index, found_index in match_boxes(truth_boxes, found_boxes, min_iou):
+            face = truth_frame["faces"][truth_index]
+            rows.append(
+                {
+                    "frame": truth_frame["frame"],
+                    "source_index": face["source_index"],
+                    "true_label": face["label"],
+                    "video_label": found["label"].iloc[found_index],
+                }
+            )
+    return pd.DataFrame(rows, columns=["frame", "source_index", "true_label", "video_label"])
+
+
+def video_vs_still(
+    ground_truth: dict, matches: pd.DataFrame, still_labels: Mapping[int, str]
+) -> pd.DataFrame:
+    """Per distinct face: true label, the model's label on the 48x48 original, and how the video did.
+
+    ``still_labels`` maps each ``source_index`` of the video to the label the model gives that
+    face's original 48x48 image. Columns: ``true_label``, ``frames_shown``, ``still_label``,
+    ``still_correct``, ``frames_detected``, ``video_correct_share`` (share of the detected frames
+    labelled correctly; NaN if never detected), ``video_majority_label`` (most frequent label over
+    the detected frames, ties to the alphabetically first).
+    """
+    table = faces_shown(ground_truth)
+    missing = sorted(set(table.index) - set(still_labels))
+    if missing:
+        raise ValueError(f"still_labels lacks the faces with source_index {missing[:10]}")
+    table["still_label"] = [still_labels[index] for index in table.index]
+    table["still_correct"] = table["still_label"] == table["true_label"]
+    correct = matches.assign(correct=matches["video_label"] == matches["true_label"])
+    per_face = correct.groupby("source_index").agg(
+        frames_detected=("frame", "size"), video_correct_share=("correct", "mean")
+    )
+    majority = (
+        correct.groupby(["source_index", "video_label"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["source_index", "n", "video_label"], ascending=[True, False, True])
+        .drop_duplicates("source_index")
+        .set_index("source_index")["video_label"]
+    )
+    table = table.join(per_face).join(majority.rename("video_majority_label"))
+    table["frames_detected"] = table["frames_detected"].fillna(0).astype(int)
+    return table
+
+
+def accuracy_comparison(per_face: pd.DataFrame) -> dict:
+    """The cost of the video path, from :func:`video_vs_still`'s table, as shares (0-1).
+
+    ``still_on_detected`` and ``video_per_face`` are over the same faces (those detected at least
+    once), each face weighted equally, so their difference is what cropping a face out of a video
+    frame costs the classifier; ``still_on_all`` against ``still_on_detected`` shows whether the
+    cascade prefers faces that are easier to classify as well.
+    """
+    detected = per_face[per_face["frames_detected"] > 0]
+    still_on_detected = float(detected["still_correct"].mean()) if len(detected) else float("nan")
+    video_per_face = float(detected["video_correct_share"].mean()) if len(detected) else float("nan")
+    return {
+        "distinct_faces": int(len(per_face)),
+        "distinct_faces_detected": int(len(detected)),
+        "faces_detected_share": float(len(detected) / len(per_face)) if len(per_face) else float("nan"),
+        "still_on_all": float(per_face["still_correct"].mean()) if len(per_face) else float("nan"),
+        "still_on_detected": still_on_detected,
+        "video_per_face": video_per_face,
+        "video_majority": float((detected["video_majority_label"] == detected["true_label"]).mean())
+        if len(detected)
+        else float("nan"),
+        "video_cost_points": 100 * (still_on_detected - video_per_face),
+    }

@@ -1,0 +1,207 @@
+"""Face detection and 48x48 face crops for live video, with OpenCV's Haar cascade.
+
+Only OpenCV and NumPy are imported here (no TensorFlow), because this module is bundled onto
+small devices (the DeepLens Lambda) where the classifier may run elsewhere or through TFLite.
+
+The Haar cascade ships inside opencv-python 4.x (``cv2.data.haarcascades``), so detection works
+offline with no download. OpenCV 5 on PyPI dropped ``CascadeClassifier``, which is why the project
+pins ``opencv < 5``. Detection runs on a downscaled grey copy of the frame: the cascade's cost
+grows with the pixel count, and faces that are worth classifying are large enough to survive it.
+Boxes are mapped back to the full frame, and crops are cut from the full-resolution frame so the
+classifier sees every available pixel.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEFAULT_CASCADE_FILE = "haarcascade_frontalface_default.xml"
+FACE_SIZE = 48
+
+
+def default_cascade_path() -> Path:
+    """The frontal-face cascade bundled with opencv-python."""
+    return Path(cv2.data.haarcascades) / DEFAULT_CASCADE_FILE
+
+
+def _as_grey(image: np.ndarray) -> np.ndarray:
+    """Grey view of a BGR, BGRA or already-grey frame (OpenCV's own colour weights)."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    raise ValueError(f"Expected a BGR or grey frame shaped (H, W[, 1|3|4]), got {image.shape}")
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ValueError(f"Expected a uint8 frame, got {frame.dtype}")
+    if frame.ndim not in (2, 3) or frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"Expected a non-empty frame shaped (H, W[, C]), got {frame.shape}")
+    return frame
+
+
+#: Crop margin around the cascade's box, shared by the video command, the recogniser and the
+#: DeepLens Lambda. The Haar box is about the size of a FER2013 face (0.94 of it, centred), so no
+#: margin reproduces the framing the models were trained on best: with the phase-1 CNN on a
+#: composed clip of 244 PublicTest faces, label accuracy on detected faces was 61.7% at margin
+#: 0.0, 54.2% at 0.1 and 47.4% at 0.2 (benchmarks/bench_video.py --margin).
+DEFAULT_CROP_MARGIN = 0.0
+
+
+def expand_boxes(boxes: np.ndarray, margin: float, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """Grow (x, y, w, h) boxes by ``margin`` of their size on every side, clipped to the frame.
+
+    Returned as (x0, y0, x1, y1) corners, so a box at the frame edge simply loses the part of its
+    margin that falls outside rather than being padded with invented pixels.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    height, width = frame_shape[:2]
+    pad_x, pad_y = boxes[:, 2] * margin, boxes[:, 3] * margin
+    x0 = np.clip(np.floor(boxes[:, 0] - pad_x), 0, width)
+    y0 = np.clip(np.floor(boxes[:, 1] - pad_y), 0, height)
+    x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2] + pad_x), 0, width)
+    y1 = np.clip(np.ceil(boxes[:, 1] + boxes[:, 3] + pad_y), 0, height)
+    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
+
+
+def crop_faces(
+    frame_bgr: np.ndarray, boxes: np.ndarray, margin: float = DEFAULT_CROP_MARGIN, size: int = FACE_SIZE
+) -> np.ndarray:
+    """Grey ``size`` x ``size`` crops of each (x, y, w, h) box, as uint8 ``(N, size, size, 1)``.
+
+    This is the input contract of the project's saved models (raw 0-255 grey faces with a channel
+    axis; the model normalises them itself). ``margin`` adds context around the detector's tight
+    box, closer to how FER2013 faces were framed; it is clipped at the frame edges.
+    """
+    frame = _check_frame(frame_bgr)
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    corners = expand_boxes(boxes, margin, frame.shape)
+    crops = np.empty((len(corners), size, size, 1), dtype=np.uint8)
+    for index, (x0, y0, x1, y1) in enumerate(corners):
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(
+                f"Face box {np.asarray(boxes).reshape(-1, 4)[index].tolist()} lies outside the "
+                f"{frame.shape[1]}x{frame.shape[0]} frame"
+            )
+        region = _as_grey(frame[y0:y1, x0:x1])
+        crops[index, :, :, 0] = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
+    return crops
+
+
+class FaceDetector:
+    """Frontal faces in BGR frames, found by a Haar cascade on a downscaled grey copy.
+
+    ``detection_width``: frames wider than this are shrunk to it before detection (the main speed
+    knob; 0 or None disables it). ``scale_factor`` and ``min_neighbors`` are the cascade's own
+    parameters (smaller scale steps find more faces, more neighbours reject more false ones).
+    ``min_face_fraction``: the smallest face reported, as a fraction of the frame's shorter side,
+    which also saves the cascade from scanning tiny windows that could not be classified anyway.
+
+    The defaults trade a little recall for speed, measured by ``benchmarks/bench_face_detection.py``
+    (200 PublicTest faces upscaled to 140 px in 640x480 frames on a blurred background, 2-core
+    machine under load): they find 64.5% at 23 ms of CPU per frame, OpenCV's usual
+    ``scale_factor=1.1, min_neighbors=5`` finds 71.5% at 56 ms, which leaves no room for 25 fps.
+    Faces from a camera are easier (frontal, forehead and chin in view) than FER2013's tight crops.
+    """
+
+    def __init__(
+        self,
+        cascade_path: str | os.PathLike[str] | None = None,
+        detection_width: int | None = 320,
+        scale_factor: float = 1.2,
+        min_neighbors: int = 4,
+        min_face_fraction: float = 0.15,
+    ) -> None:
+        path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"Haar cascade file {path} does not exist")
+        try:
+            self.classifier = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError) as error:  # OpenCV raises on malformed XML
+            raise ValueError(f"{path}: not a readable OpenCV Haar cascade ({error})") from error
+        if self.classifier.empty():
+            raise ValueError(f"{path}: not a readable OpenCV Haar cascade (CascadeClassifier loaded nothing)")
+        if scale_factor <= 1.0:
+            raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
+        if not 0.0 <= min_face_fraction < 1.0:
+            raise ValueError(f"min_face_fraction must be in [0, 1), got {min_face_fraction}")
+        self.cascade_path = path
+        self.detection_width = detection_width
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_face_fraction = min_face_fraction
+
+    def _detection_image(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """The grey, downscaled image the cascade scans, and the factor back to frame pixels."""
+        height, width = frame.shape[:2]
+        if self.detection_width and width > self.detection_width:
+            scale = width / self.detection_width
+            small_size = (self.detection_width, max(1, round(height / scale)))
+            # Shrink before the colour conversion: fewer pixels to convert.
+            small = cv2.resize(frame, small_size, interpolation=cv2.INTER_AREA)
+            return _as_grey(small), scale
+        return _as_grey(frame), 1.0
+
+    def detect(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """Face boxes as int ``(N, 4)`` rows of (x, y, w, h) in the frame's own pixels."""
+        frame = _check_frame(frame_bgr)
+        grey, scale = self._detection_image(frame)
+        found = self.classifier.detectMultiScale(
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=self._min_size(grey),
+        )
+        return self._to_frame_boxes(found, scale, frame.shape)
+
+    def detect_with_scores(
+        self, frame_bgr: np.ndarray, min_side: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes as :meth:`detect` gives them, and each one's cascade score (higher: surer).
+
+        The score is the weight of the cascade's last stage (``detectMultiScale3``); ``min_side``
+        (pixels of the frame) overrides ``min_face_fraction``.
+        """
+        frame = _check_frame(frame_bgr)
+        grey, scale = self._detection_image(frame)
+        min_size = (max(1, round(min_side / scale)),) * 2 if min_side else self._min_size(grey)
+        found, _, weights = self.classifier.detectMultiScale3(
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=min_size,
+            outputRejectLevels=True,
+        )
+        scores = np.asarray(weights, dtype=np.float64).reshape(-1)[: len(found)]
+        return self._to_frame_boxes(found, scale, frame.shape), scores
+
+    def _min_size(self, grey: np.ndarray) -> tuple[int, int]:
+        side = max(1, int(round(self.min_face_fraction * min(grey.shape[:2]))))
+        return side, side
+
+    @staticmethod
+    def _to_frame_boxes(found, scale: float, frame_shape: tuple[int, ...]) -> np.ndarray:
+        if len(found) == 0:
+            return np.zeros((0, 4), dtype=np.int64)
+        boxes = np.rint(np.asarray(found, dtype=np.float64) * scale).astype(np.int64)
+        # Rounding can push a box edge one pixel past the frame; keep every box inside it.
+        height, width = frame_shape[:2]
+        boxes[:, 0] = np.clip(boxes[:, 0], 0, width - 1)
+        boxes[:, 1] = np.clip(boxes[:, 1], 0, height - 1)
+        boxes[:, 2] = np.minimum(boxes[:, 2], width - boxes[:, 0])
+        boxes[:, 3] = np.minimum(boxes[:, 3], height - boxes[:, 1])
+        return boxes
+
+    #: Same function as the module-level :func:`crop_faces`, reachable from a detector instance.
+    crop_faces = staticmethod(crop_faces)
