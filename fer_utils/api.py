@@ -77,14 +77,10 @@ def read_image(image: Any, channel_order: str = "bgr") -> np.ndarray:
         return _read_image_file(Path(image))
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image, without importing PIL
         return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        if array.dtype.kind == "f" and array.size and 0.0 <= array.min() and array.max() <= 1.0:
-            array = np.rint(array * 255)
-        array = np.clip(array, 0, 255).astype(np.uint8)
+    array = _as_uint8(np.asarray(image))
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    if array.ndim == 2:
+    if array.ndim == 2 and 0 not in array.shape:
         return array
     if array.ndim != 3 or array.shape[2] not in (3, 4) or 0 in array.shape:
         raise ImageReadError(f"Expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
@@ -92,6 +88,18 @@ def read_image(image: Any, channel_order: str = "bgr") -> np.ndarray:
         raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
     array = array[:, :, :3]
     return np.ascontiguousarray(array[:, :, ::-1] if channel_order == "rgb" else array)
+
+
+def _as_uint8(array: np.ndarray) -> np.ndarray:
+    """8-bit pixels from uint8, uint16 (the top byte) or floats in 0-1 or 0-255; other types refused."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return (array >> 8).astype(np.uint8)
+    if array.dtype.kind == "f" and array.size:
+        scale = 255.0 if 0.0 <= array.min() and array.max() <= 1.0 else 1.0
+        return np.clip(np.rint(array * scale), 0, 255).astype(np.uint8)
+    raise ImageReadError(f"Expected 8-bit, 16-bit or floating-point pixels, got {array.dtype} {array.shape}")
 
 
 def _read_image_file(path: Path) -> np.ndarray:

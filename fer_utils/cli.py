@@ -43,6 +43,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.run_dir and len(experiments) > 1:
         raise ValueError("--run-dir names one directory; train one experiment at a time with it")
     paths = config.artifact_paths(args.artifacts)
+    if args.repair_log:
+        return _repair_logs(experiments, args, paths)
     dataset = load_fer2013(config.find_fer2013_csv(args.csv).path)
     if args.record:
         _refuse_partial_records_in_committed_locations(args, paths, dataset)
@@ -52,11 +54,6 @@ def _train(args: argparse.Namespace) -> int:
         if args.teacher:
             experiment = experiment.with_teacher(args.teacher)
         run_dir = Path(args.run_dir) if args.run_dir else paths.checkpoints / experiment.name
-        if args.repair_log:
-            from fer_utils.training.loop import repair_log
-
-            print(f"{run_dir}: training_log.csv repaired, {repair_log(run_dir)} epochs kept", flush=True)
-            continue
         print(f"== {experiment.name}: {experiment.title}", flush=True)
         result, splits = run_experiment(
             experiment, dataset, run_dir=run_dir, max_images_per_split=args.max_images
@@ -81,6 +78,16 @@ def _train(args: argparse.Namespace) -> int:
             f"{result.training_seconds / 60:.1f} min of training, run dir {result.run_dir}",
             flush=True,
         )
+    return EXIT_OK
+
+
+def _repair_logs(experiments, args: argparse.Namespace, paths) -> int:
+    from fer_utils.training.loop import repair_log, run_directory_lock
+
+    for experiment in experiments:
+        run_dir = Path(args.run_dir) if args.run_dir else paths.checkpoints / experiment.name
+        with run_directory_lock(run_dir):
+            print(f"{run_dir}: training_log.csv repaired, {repair_log(run_dir)} epochs kept", flush=True)
     return EXIT_OK
 
 
@@ -144,7 +151,8 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     profile = args.profile
     if profile == "auto":
-        real_data = not config.find_fer2013_csv(args.csv, warn_on_sample=False).is_sample
+        source = config.find_fer2013_csv(args.csv, warn_on_sample=False)
+        real_data = not (source.is_sample or source.path.resolve() == config.SAMPLE_FER2013_CSV.resolve())
         profile = "ci" if real_data else "sample"
         print(
             f"profile {profile}: short runs under reports/runs/{profile}/. The full run (--profile full, "
@@ -174,6 +182,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_face_input(model, args.model, "evaluate")
     class_names = tuple(metadata["class_names"])
     if args.images:
+        if args.split:
+            raise ValueError("--split chooses splits of a FER2013 file; --images has none")
         folder = load_image_folder(args.images)
         named = {"images": folder.dataset}
         if folder.unmapped:
@@ -221,7 +231,7 @@ def _classify(args: argparse.Namespace) -> int:
     if args.min_face < 1:
         raise ValueError(f"--min-face must be at least 1 pixel, got {args.min_face}")
     recognizer = EmotionRecognizer(args.model, min_face=args.min_face, detect=not args.no_detect)
-    failed = 0
+    failed, annotated_names = 0, set()
     for path in image_paths(args.images):
         try:
             image = read_image(path)
@@ -239,11 +249,28 @@ def _classify(args: argparse.Namespace) -> int:
         if not faces and not args.json:
             print(f"{path}\tno face found", flush=True)
         if args.annotate:
-            _write_annotated(path, image, faces, Path(args.annotate), recognizer.class_names)
+            name = _unique_name(f"{path.stem}_annotated.png", annotated_names)
+            try:
+                _write_annotated(image, faces, Path(args.annotate) / name, recognizer.class_names)
+            except OSError as error:
+                print(
+                    f"error: {path}: cannot write the annotated copy ({error})", file=sys.stderr, flush=True
+                )
+                failed += 1
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _write_annotated(path: Path, image, faces, folder: Path, class_names: tuple[str, ...]) -> None:
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` with a number before its suffix when two inputs share a file name."""
+    stem, suffix, number = Path(name).stem, Path(name).suffix, 1
+    while name in taken:
+        number += 1
+        name = f"{stem}_{number}{suffix}"
+    taken.add(name)
+    return name
+
+
+def _write_annotated(image, faces, output: Path, class_names: tuple[str, ...]) -> None:
     import cv2
 
     from fer_utils.files import atomic_path
@@ -255,9 +282,9 @@ def _write_annotated(path: Path, image, faces, folder: Path, class_names: tuple[
         FaceResult(face.box, face.label, face.probabilities, index) for index, face in enumerate(faces)
     ]
     annotate_frame(canvas, results, class_names)
-    with atomic_path(folder / f"{path.stem}_annotated.png") as temporary:
+    with atomic_path(output) as temporary:
         if not cv2.imwrite(str(temporary), canvas):
-            raise OSError(f"Cannot write {folder / path.stem}_annotated.png")
+            raise OSError(f"OpenCV could not write {output}")
 
 
 def _bundle_model(args: argparse.Namespace) -> int:

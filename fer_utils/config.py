@@ -23,9 +23,9 @@ BUNDLED_SAMPLE_FACE: Path = BUNDLED_DIR / "sample_face.png"
 #: True in a clone of the repository; False for a package installed from a wheel, whose outputs
 #: and caches then go to the current directory and the user's cache, never into site-packages.
 IN_CHECKOUT: bool = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
-_WORK_ROOT: Path = PROJECT_ROOT if IN_CHECKOUT else Path.cwd()
+WORK_ROOT: Path = PROJECT_ROOT if IN_CHECKOUT else Path.cwd()
 
-DATA_DIR: Path = _WORK_ROOT / "data"
+DATA_DIR: Path = WORK_ROOT / "data"
 RAW_DATA_DIR: Path = DATA_DIR / "raw"
 PROCESSED_DATA_DIR: Path = (
     DATA_DIR / "processed" if IN_CHECKOUT else Path(platformdirs.user_cache_dir("fer-utils")) / "processed"
@@ -33,13 +33,13 @@ PROCESSED_DATA_DIR: Path = (
 SAMPLE_DATA_DIR: Path = PROJECT_ROOT / "data" / "sample"
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 NOTEBOOK_PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
-REPORTS_DIR: Path = _WORK_ROOT / "reports"
+REPORTS_DIR: Path = WORK_ROOT / "reports"
 FIGURES_DIR: Path = REPORTS_DIR / "figures"
 METRICS_DIR: Path = REPORTS_DIR / "metrics"
 RUNS_DIR: Path = REPORTS_DIR / "runs"
 #: Logs of runs replaced after a mistake was found, kept so the mistake stays measurable.
 SUPERSEDED_RUNS_DIR: Path = REPORTS_DIR / "superseded"
-MODELS_DIR: Path = _WORK_ROOT / "models"
+MODELS_DIR: Path = WORK_ROOT / "models"
 CHECKPOINTS_DIR: Path = MODELS_DIR / "checkpoints"  # runs in progress only
 #: A finished run's epochs (training_log.csv, config.json), kept when its checkpoints are removed.
 TRAINING_LOGS_DIR: Path = REPORTS_DIR / "training_logs"
@@ -144,7 +144,7 @@ def artifact_paths(artifacts_dir: str | os.PathLike[str] | None = None) -> Artif
         return ArtifactPaths(PROJECT_ROOT, FIGURES_DIR, METRICS_DIR, MODELS_DIR, CHECKPOINTS_DIR, True)
     root = Path(artifacts_dir)
     if not root.is_absolute():
-        root = PROJECT_ROOT / root
+        root = WORK_ROOT / root
     return ArtifactPaths(
         root, root / "figures", root / "metrics", root / "models", root / "models" / "checkpoints", False
     )

@@ -23,7 +23,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.partial{path.suffix}")
+    # A fixed name: what a killed process left behind is overwritten by the next save, never kept.
+    temporary = path.with_name(f"{path.name}.partial{path.suffix}")
     temporary.unlink(missing_ok=True)
     try:
         yield temporary

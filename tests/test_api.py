@@ -101,3 +101,9 @@ def test_the_usage_line_names_the_console_script(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert capsys.readouterr().out.startswith("usage: fer-utils")
+
+
+def test_the_bundled_model_carries_its_class_names() -> None:
+    from fer_utils.models.saving import embedded_class_names
+
+    assert embedded_class_names(config.BUNDLED_MODEL) == list(api.EmotionRecognizer().class_names)

@@ -106,7 +106,7 @@ def test_the_zip_holds_the_lambda_its_helpers_the_cascade_and_the_model(saved, t
     )
     assert class_names == list(FER2013_CLASSES)
     assert "Placeholder" not in manifest["undocumented_for_deeplens"]
-    assert not list(tmp_path.glob("out/*.partial"))
+    assert not list(tmp_path.glob("out/*.partial*"))
 
 
 def test_the_lambda_imported_from_the_zip_publishes_faces(saved, monkeypatch, tmp_path):
@@ -162,4 +162,4 @@ def test_bad_model_paths_exit_2_and_leave_an_existing_bundle_alone(saved, tmp_pa
         == cli.EXIT_BAD_INPUT
     )
     assert "nope.tflite does not exist" in capsys.readouterr().err
-    assert output.read_bytes() == before and not list(tmp_path.glob("*.partial"))
+    assert output.read_bytes() == before and not list(tmp_path.glob("*.partial*"))

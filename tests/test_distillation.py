@@ -76,7 +76,7 @@ def test_targets_are_computed_once_and_reused(train, teacher_file, tmp_path):
     targets = distillation_targets(run_dir, train, settings, FER2013_CLASSES)
     assert targets.shape == (64, 7)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
-    assert (run_dir / TARGETS_FILE).exists() and not list(run_dir.glob("*.partial"))
+    assert (run_dir / TARGETS_FILE).exists() and not list(run_dir.glob("*.partial*"))
     record = read_targets_record(run_dir)
     assert record == {
         "teacher_file": "teacher.keras",

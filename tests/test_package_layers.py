@@ -30,9 +30,19 @@ def _layer(dotted: str) -> int:
     return LAYERS[first]
 
 
-def _imports(path: Path) -> set[str]:
+def _absolute(node: ast.ImportFrom, module: str) -> str | None:
+    """The dotted module an import names, relative imports resolved against ``module``."""
+    if node.level == 0:
+        return node.module
+    base = module.split(".")[: -node.level]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(path: Path, module: str) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            node.module = _absolute(node, module)
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fer_utils"):
             if node.module == "fer_utils":
                 found.update(f"fer_utils.{alias.name}" for alias in node.names if alias.name != "__version__")
@@ -50,7 +60,7 @@ def test_no_module_imports_from_a_layer_above_its_own() -> None:
             continue
         module = "fer_utils." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
         own = _layer(module)
-        upward += [f"{module} imports {target}" for target in _imports(path) if _layer(target) > own]
+        upward += [f"{module} imports {target}" for target in _imports(path, module) if _layer(target) > own]
     assert not upward, "\n".join(upward)
 
 

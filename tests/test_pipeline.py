@@ -128,7 +128,8 @@ def test_the_default_profile_never_rewrites_the_committed_notebooks(monkeypatch,
     from fer_utils import cli, pipeline
 
     chosen = []
-    source = config.DataSource(config.SAMPLE_FER2013_CSV, is_sample=is_sample, found_by="test")
+    path = config.SAMPLE_FER2013_CSV if is_sample else config.RAW_DATA_DIR / "fer2013.csv"
+    source = config.DataSource(path, is_sample=is_sample, found_by="test")
     monkeypatch.setattr(config, "find_fer2013_csv", lambda *args, **kwargs: source)
     monkeypatch.setattr(
         pipeline, "run_pipeline", lambda profile, *args, **kwargs: chosen.append(profile) or []

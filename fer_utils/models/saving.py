@@ -133,6 +133,10 @@ def read_sidecar(model_path: str | os.PathLike[str]) -> dict | None:
         raise ModelFileError(
             f"{meta_path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
         ) from error
+    except UnicodeDecodeError as error:
+        raise ModelFileError(
+            f"{meta_path}: not a JSON text file ({error.reason} at byte {error.start})"
+        ) from error
     if not isinstance(metadata, dict) or not isinstance(metadata.get("class_names"), list):
         raise ModelFileError(f"{meta_path}: has no 'class_names' list (the model's classes in output order)")
     return metadata

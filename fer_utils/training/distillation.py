@@ -21,6 +21,7 @@ a run directory is never continued with another teacher.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -64,7 +65,7 @@ class DistillationConfig:
     @property
     def teacher_path(self) -> Path:
         path = Path(self.teacher).expanduser()
-        return path if path.is_absolute() else config.PROJECT_ROOT / path
+        return path if path.is_absolute() else config.WORK_ROOT / path
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -161,10 +162,13 @@ def shared_teacher_probabilities(teacher: keras.Model, teacher_sha256: str, trai
     """The teacher's unsoftened probabilities for ``train``, computed once for all runs that share it.
 
     A sweep of temperatures and students needs one teacher pass (minutes for an ensemble), not one
-    per run: the pass is kept in ``data/processed/`` under the teacher's weights SHA-256 and the
-    number of images, and checked against the data file's row numbers when read.
+    per run: the pass is kept in ``data/processed/`` under what the teacher is (weights and
+    architecture, so test-time views or a temperature layer make another teacher) and what the
+    images are (data file and count), and checked against the data file's row numbers when read.
     """
-    cache = config.PROCESSED_DATA_DIR / f"teacher-{teacher_sha256[:16]}-{len(train)}.npz"
+    identity = hashlib.sha256((teacher_sha256 + teacher.to_json()).encode()).hexdigest()
+    data = (train.source_sha256 or "unknown")[:12]
+    cache = config.PROCESSED_DATA_DIR / f"teacher-{identity[:16]}-{data}-{len(train)}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as stored:
             if np.array_equal(stored["row_index"], train.row_index):
@@ -194,8 +198,14 @@ def _write_targets_atomic(
         )
 
 
+#: A finished run's targets record, kept in its archived log folder once the targets are gone.
+TARGETS_RECORD_FILE = "teacher_targets.json"
+
+
 def read_targets_record(run_dir: str | os.PathLike[str]) -> dict:
     """What a run's stored targets were made from: teacher file and SHA-256, temperature, weight."""
+    if not (Path(run_dir) / TARGETS_FILE).exists() and (Path(run_dir) / TARGETS_RECORD_FILE).exists():
+        return json.loads((Path(run_dir) / TARGETS_RECORD_FILE).read_text())
     with np.load(Path(run_dir) / TARGETS_FILE, allow_pickle=False) as stored:
         return {
             "teacher_file": str(stored["teacher_file"]),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from fer_utils import config
 from fer_utils.data.labels import FERPLUS_CLASSES, class_names_for
-from fer_utils.files import write_bytes_atomic
+from fer_utils.files import write_bytes_atomic, write_json_atomic
 from fer_utils.models.saving import load_model_with_metadata
 from fer_utils.training.augmentation import AugmentationConfig
 from fer_utils.training.distillation import DistillationConfig
@@ -203,7 +203,12 @@ def chosen_distillation(models_dir: Path | None = None) -> DistillationConfig | 
         sidecar = (models_dir or config.MODELS_DIR) / f"{distillation_proxy_name(temperature, weight)}.json"
         if not sidecar.is_file():
             return None
-        scores[temperature, weight] = json.loads(sidecar.read_text())["metrics"]["PublicTest"]["accuracy"]
+        try:
+            scores[temperature, weight] = json.loads(sidecar.read_text())["metrics"]["PublicTest"]["accuracy"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{sidecar}: not a recorded model's sidecar with PublicTest metrics ({error!r})"
+            ) from error
     reference = DISTILLATION_GRID[0]
     best = max(scores, key=scores.get)
     if round(scores[best] - scores[reference], 9) <= GRID_MARGIN:
@@ -482,13 +487,18 @@ ARCHIVED_RUN_FILES = ("training_log.csv", "config.json")
 
 
 def archive_training_log(run_dir: Path, destination: Path) -> None:
-    """Copy a run's epochs and settings beside the reports, so its checkpoints can be removed."""
+    """Copy a run's epochs and settings (and a distillation's targets record) beside the reports,
+    so that its checkpoints can be removed."""
+    from fer_utils.training.distillation import TARGETS_FILE, TARGETS_RECORD_FILE, read_targets_record
+
     if Path(run_dir).resolve() == destination.resolve():
         return
     destination.mkdir(parents=True, exist_ok=True)
     for name in ARCHIVED_RUN_FILES:
         if (Path(run_dir) / name).is_file():
             write_bytes_atomic(destination / name, (Path(run_dir) / name).read_bytes())
+    if (Path(run_dir) / TARGETS_FILE).is_file():
+        write_json_atomic(destination / TARGETS_RECORD_FILE, read_targets_record(run_dir))
 
 
 def recorded_run(experiment: Experiment, dataset, run_dir: Path):
@@ -506,7 +516,7 @@ def recorded_run(experiment: Experiment, dataset, run_dir: Path):
     if not (model_path.is_file() and log_path.is_file()):
         return None
     model, metadata = load_model_with_metadata(model_path)
-    if metadata.get("data_sha256") != dataset.source_sha256:
+    if not _records_this_experiment(metadata, experiment, dataset):
         return None
     history = pd.read_csv(log_path)
     monitor = metadata.get("training_config", {}).get("monitor", "val_loss")
@@ -521,6 +531,21 @@ def recorded_run(experiment: Experiment, dataset, run_dir: Path):
         resumed_from_epoch=len(history),
         monitor=monitor,
     )
+
+
+def _records_this_experiment(metadata: dict, experiment: Experiment, dataset) -> bool:
+    """Whether a sidecar records this experiment as now configured (epochs, settings, teacher, data)."""
+    from fer_utils.training.loop import _with_defaults
+
+    if metadata.get("data_sha256") != dataset.source_sha256 or "training_config" not in metadata:
+        return False
+    if _with_defaults(metadata["training_config"]) != experiment.training.to_json():
+        return False
+    if experiment.distillation is None:
+        return True
+    recorded = metadata.get("distillation", {})
+    wanted = experiment.distillation.to_json()
+    return all(recorded.get(key) == value for key, value in wanted.items())
 
 
 def training_set(experiment: Experiment, official_train, ferplus_votes=None):

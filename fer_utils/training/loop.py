@@ -281,10 +281,13 @@ def read_state(run_dir: Path) -> dict | None:
         return None
     try:
         state = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        empty = path.stat().st_size == 0 or not path.read_bytes().strip()
+        where = (
+            f" (line {error.lineno}, column {error.colno}: {error.msg})" if hasattr(error, "lineno") else ""
+        )
         raise RunDirectoryError(
-            f"{path} is {'empty' if not path.read_text().strip() else 'not valid JSON'} "
-            f"(line {error.lineno}, column {error.colno}: {error.msg}). It is written atomically, so "
+            f"{path} is {'empty' if empty else 'not valid JSON'}{where}. It is written atomically, so "
             f"something else changed it; restore it from a backup, or delete {path.parent} to start the run again"
         ) from error
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
@@ -335,6 +338,8 @@ def repair_log(run_dir: str | os.PathLike[str]) -> int:
     if state is None:
         raise RunDirectoryError(f"{run_dir} has no {STATE_FILE}: nothing to repair against")
     log = pd.read_csv(run_dir / LOG_FILE)
+    if "epoch" not in log:
+        raise RunDirectoryError(f"{run_dir / LOG_FILE}: has no 'epoch' column; it is not a training log")
     log = log.drop_duplicates("epoch", keep="last").sort_values("epoch")
     log = log[log["epoch"] < state["epoch"]]
     if log["epoch"].tolist() != list(range(state["epoch"])):
@@ -525,6 +530,10 @@ def _start_or_resume(build_model, run_dir, config, state, initial_epoch, steps_p
     if state is None:
         return compile_model(build_model(), config, steps_per_epoch)
     print(f"Resuming {run_dir} after epoch {initial_epoch}")
+    if not isinstance(state.get("model_file"), str):
+        raise RunDirectoryError(
+            f"{run_dir / STATE_FILE}: has no 'model_file' naming the saved training state"
+        )
     path = run_dir / state["model_file"]
     try:
         return keras.models.load_model(path)

@@ -253,6 +253,7 @@ def process_stream(
     max_frames: int | None = None,
     progress: bool = True,
     timings: Counter | None = None,
+    stop: StopRequest | None = None,
 ) -> StreamSummary:
     """Run the recognizer over every frame of ``source`` into ``sinks``; never leaves them half-open.
 
@@ -277,6 +278,9 @@ def process_stream(
             bar.update(1)
             if max_frames and summary.frames >= max_frames:
                 summary.stop_reason = f"reached --max-frames {max_frames}"
+                break
+            if stop is not None and stop.signal_name:
+                summary.stop_reason = f"interrupted ({stop.signal_name})"
                 break
             with timed_stage(summary.timings, "decode"):
                 ok, frame = source.capture.read()
@@ -322,7 +326,11 @@ def _connect_publisher(args: argparse.Namespace) -> MqttPublisher | None:
     """
     if not args.mqtt_host:
         return None
+    from fer_utils.video import publishing
     from fer_utils.video.publishing import MqttConnectionError, MqttPublisher
+
+    if publishing.mqtt is None:
+        raise ValueError("--mqtt-host needs paho-mqtt, which is not installed: pip install 'fer-utils[mqtt]'")
 
     try:
         return MqttPublisher(args.mqtt_host, args.mqtt_port, args.mqtt_topic).connect()
@@ -338,25 +346,32 @@ def _connect_publisher(args: argparse.Namespace) -> MqttPublisher | None:
         return MqttPublisher(args.mqtt_host, args.mqtt_port, args.mqtt_topic).connect_in_background()
 
 
+@dataclass
+class StopRequest:
+    """Set by a signal; the frame loop ends after the frame in hand, then the outputs are closed."""
+
+    signal_name: str | None = None
+
+
 @contextmanager
-def signals_end_the_run() -> Iterator[None]:
+def signals_end_the_run() -> Iterator[StopRequest]:
     """SIGTERM and SIGHUP end the frame loop as Ctrl-C does, so the outputs are closed and valid.
 
-    A second signal while the outputs are being closed is ignored, so it cannot truncate them.
+    The handler only records the request (the loop checks it between frames), so a signal can
+    never interrupt the closing of the video or the writing of the mood plot; later ones are ignored.
     """
+    request = StopRequest()
     names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield request
         return
 
-    def interrupt(number, frame) -> None:
-        for name in names:
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-        raise KeyboardInterrupt(signal.Signals(number).name)
+    def record(number, frame) -> None:
+        request.signal_name = request.signal_name or signal.Signals(number).name
 
-    previous = {name: signal.signal(getattr(signal, name), interrupt) for name in names}
+    previous = {name: signal.signal(getattr(signal, name), record) for name in names}
     try:
-        yield
+        yield request
     finally:
         for name, handler in previous.items():
             signal.signal(getattr(signal, name), handler)
@@ -397,9 +412,11 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         if publisher is not None:
             publisher.close()
         return _fail(EXIT_FAILURE, error)
-    with signals_end_the_run():
+    with signals_end_the_run() as stop:
         try:
-            summary = process_stream(source, recognizer, sinks, args.max_frames, progress=not args.quiet)
+            summary = process_stream(
+                source, recognizer, sinks, args.max_frames, progress=not args.quiet, stop=stop
+            )
         finally:
             if publisher is not None:
                 publisher.close()
