@@ -98,3 +98,14 @@ def test_the_command_reports_an_unknown_experiment(capsys):
 def test_the_command_works_before_any_run_has_started(tmp_path, capsys):
     assert main(["progress", PHASE3.name, "--checkpoints", str(tmp_path)]) == 0
     assert "not started" in capsys.readouterr().out
+
+
+def test_a_recorded_run_is_read_from_its_archived_log_once_its_checkpoints_are_gone(tmp_path):
+    root = tmp_path / "project"
+    write_run(root / "reports" / "training_logs", PHASE3, 3, config={"monitor": "val_loss", "epochs": 3})
+    (root / "reports" / "training_logs" / PHASE3.name / "state.json").unlink()  # archives keep no state
+    (root / "models").mkdir()
+    (root / "models" / f"{PHASE3.name}.keras").touch()
+    (root / "models" / f"{PHASE3.name}.json").touch()
+    progress = run_progress(PHASE3, root / "models" / "checkpoints", root / "models")
+    assert (progress.status, progress.epochs_done, progress.best_epoch) == ("recorded", 3, 3)

@@ -47,10 +47,15 @@ class RunProgress:
 def run_progress(
     experiment: Experiment, checkpoints_dir: Path | None = None, models_dir: Path | None = None
 ) -> RunProgress:
-    """Read ``experiment``'s run directory; a run without files is "not started"."""
+    """Read ``experiment``'s run directory, or its archived log once the run is recorded and its
+    checkpoints removed; a run without files is "not started"."""
     run_dir = experiment.run_dir(checkpoints_dir)
+    logs_root = config.TRAINING_LOGS_DIR if models_dir is None else models_dir.parent / "reports" / "training_logs"
+    archived = logs_root / experiment.name
+    if not run_dir.exists() and (archived / LOG_FILE).is_file():
+        run_dir = archived
     history = _read_log(run_dir / LOG_FILE)
-    state = read_state(run_dir) or {}
+    state = read_state(run_dir) or ({"epoch": len(history)} if run_dir == archived else {})
     stored = _stored_config(run_dir)
     epochs_planned = int(stored.get("epochs", experiment.training.epochs))
     monitor = stored.get("monitor", experiment.training.monitor)
