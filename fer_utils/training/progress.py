@@ -50,7 +50,9 @@ def run_progress(
     """Read ``experiment``'s run directory, or its archived log once the run is recorded and its
     checkpoints removed; a run without files is "not started"."""
     run_dir = experiment.run_dir(checkpoints_dir)
-    logs_root = config.TRAINING_LOGS_DIR if models_dir is None else models_dir.parent / "reports" / "training_logs"
+    logs_root = (
+        config.TRAINING_LOGS_DIR if models_dir is None else models_dir.parent / "reports" / "training_logs"
+    )
     archived = logs_root / experiment.name
     if not run_dir.exists() and (archived / LOG_FILE).is_file():
         run_dir = archived
