@@ -9,7 +9,6 @@ oneDNN capped at AVX2 (its AVX-512 kernels crashed training here) and turned on 
 where it trains 1.25-1.6 times faster (``docs/training.md`` has the measurements).
 """
 
-import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -22,26 +21,15 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null for the block (C++ code writes there directly)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+from fer_utils.files import native_stderr_silenced  # noqa: E402 - after the variables TensorFlow reads
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports TensorFlow with its C++ start-up lines silenced.
 
     TensorFlow 2.21 prints "oneDNN custom operations are on" through absl before it reads
-    ``TF_CPP_MIN_LOG_LEVEL``, at import and nowhere else; ``TF_CPP_MIN_LOG_LEVEL=0`` keeps them.
+    ``TF_CPP_MIN_LOG_LEVEL``, at import (edge/export silences the TFLite converter the same way);
+    ``TF_CPP_MIN_LOG_LEVEL=0`` keeps them.
     """
 
     def find_spec(self, name, path=None, target=None):
@@ -57,7 +45,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader)
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             self._loader.exec_module(module)
 
 

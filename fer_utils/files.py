@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and a way
+to silence what native code writes to the standard error stream.
 
 Everything the project saves (models, sidecars, training state, caches, exports) goes through
 :func:`atomic_path`, which writes beside the target and renames over it (``os.replace`` is atomic
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,3 +51,24 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], payload, **dumps_options) -> Path:
     """``payload`` as indented JSON with a final newline."""
     return write_text_atomic(path, json.dumps(payload, indent=2, **dumps_options) + "\n")
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the block, unless ``TF_CPP_MIN_LOG_LEVEL=0``.
+
+    TensorFlow's C++ code (its import, the TFLite converter) logs to the descriptor directly,
+    past ``TF_CPP_MIN_LOG_LEVEL``; Python exceptions raised in the block still reach the user.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -55,7 +55,7 @@ from fer_utils.edge.formats import (
 )
 from fer_utils.edge.inference import FACE_SHAPE, TFLiteFaceClassifier, as_face_batch
 from fer_utils.edge.optimizer_ops import DEEPLENS_LAYERS_SOURCE, operation_counts, unsupported_operations
-from fer_utils.files import write_bytes_atomic
+from fer_utils.files import native_stderr_silenced, write_bytes_atomic
 from fer_utils.models.saving import INPUT_CONTRACT, check_face_input, load_model_with_metadata
 
 INPUT_NAME = "pixels"
@@ -174,7 +174,8 @@ def export_tflite(
     """Convert a SavedModel to a ``.tflite`` file (see :func:`tflite_converter`)."""
     converter = tflite_converter(saved_model_dir, quantization, representative_faces)
     try:
-        flatbuffer = converter.convert()
+        with native_stderr_silenced():  # the converter's C++ progress lines
+            flatbuffer = converter.convert()
     except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
         raise ExportError(f"TFLite {quantization} conversion of {saved_model_dir} failed: {error}") from error
     return write_bytes_atomic(Path(path), flatbuffer)

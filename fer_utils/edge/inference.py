@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fer_utils.files import native_stderr_silenced
+
 FACE_SHAPE = (48, 48, 1)
 #: Faces per interpreter/graph call when classifying many at once (bounded memory, full batches).
 DEFAULT_BATCH_SIZE = 256
@@ -134,7 +136,10 @@ def _make_interpreter(path: Path, num_threads: int | None):
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # platforms without a LiteRT wheel
         Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=str(path), num_threads=num_threads)
+    with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" and the like
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteFaceClassifier:
