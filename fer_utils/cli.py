@@ -71,6 +71,8 @@ def _train(args: argparse.Namespace) -> int:
                 f"{experiment.name}: recorded {paths.models / experiment.name}.keras ({accuracies})",
                 flush=True,
             )
+        if args.record:
+            _drop_recorded_checkpoints(experiment.name, run_dir, paths)
         best = result.history.iloc[result.best_epoch - 1]
         print(
             f"{experiment.name}: {result.epochs_run} epochs, best epoch {result.best_epoch} "
@@ -79,6 +81,22 @@ def _train(args: argparse.Namespace) -> int:
             flush=True,
         )
     return EXIT_OK
+
+
+def _drop_recorded_checkpoints(name: str, run_dir: Path, paths) -> None:
+    """A recorded run's checkpoints leave the committed tree; its epochs stay beside the reports."""
+    import shutil
+
+    from fer_utils.training.experiments import archive_training_log
+
+    if not (paths.is_committed_location and run_dir.parent == paths.checkpoints and run_dir.is_dir()):
+        return
+    archive_training_log(run_dir, paths.metrics.parent / "training_logs" / name)
+    shutil.rmtree(run_dir)
+    print(
+        f"{name}: checkpoints removed ({run_dir}); its epochs stay in reports/training_logs/{name}/",
+        flush=True,
+    )
 
 
 def _repair_logs(experiments, args: argparse.Namespace, paths) -> int:

@@ -77,3 +77,22 @@ def test_record_saves_the_model_its_sidecar_and_metrics(tmp_path, capsys):
     assert cli.main(arguments) == cli.EXIT_OK
     _, again = load_model_with_metadata(model_file)
     assert again["best_epoch"] == 1 and again["metrics"]["PublicTest"] == sidecar["metrics"]["PublicTest"]
+
+
+def test_a_recorded_runs_checkpoints_leave_the_committed_tree_and_its_log_stays(tmp_path):
+    from fer_utils import config
+    from fer_utils.cli import _drop_recorded_checkpoints
+
+    paths = config.ArtifactPaths(
+        tmp_path, tmp_path / "reports" / "figures", tmp_path / "reports" / "metrics", tmp_path / "models",
+        tmp_path / "models" / "checkpoints", is_committed_location=True,
+    )  # fmt: skip
+    run_dir = paths.checkpoints / "phase1_cnn"
+    run_dir.mkdir(parents=True)
+    (run_dir / "training_log.csv").write_text("epoch,val_accuracy\n0,0.5\n")
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "best.keras").write_bytes(b"model")
+    _drop_recorded_checkpoints("phase1_cnn", run_dir, paths)
+    assert not run_dir.exists()
+    archived = tmp_path / "reports" / "training_logs" / "phase1_cnn"
+    assert sorted(path.name for path in archived.iterdir()) == ["config.json", "training_log.csv"]
