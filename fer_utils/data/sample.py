@@ -14,6 +14,7 @@ import numpy as np
 from fer_utils import config
 from fer_utils.data.fer2013 import load_fer2013, write_fer2013_csv
 from fer_utils.data.ferplus import load_ferplus
+from fer_utils.data.labels import FERPLUS_VOTE_COLUMNS
 
 DEFAULT_PER_CLASS = {"Training": 60, "PublicTest": 20, "PrivateTest": 20}
 
@@ -44,20 +45,7 @@ def make_sample(
     out_dir = Path(out_dir)
     fer_path = write_fer2013_csv(dataset.subset(rows), out_dir / config.SAMPLE_FER2013_CSV.name)
     table_path = out_dir / config.SAMPLE_FERPLUS_CSV.name
-    header = "Usage,Image name," + ",".join(
-        [
-            "neutral",
-            "happiness",
-            "surprise",
-            "sadness",
-            "anger",
-            "disgust",
-            "fear",
-            "contempt",
-            "unknown",
-            "NF",
-        ]
-    )
+    header = "Usage,Image name," + ",".join(FERPLUS_VOTE_COLUMNS)
     lines = [header] + [
         f"{votes.usage[row]},{votes.image_names[row]}," + ",".join(map(str, votes.votes[row].tolist()))
         for row in rows
