@@ -151,6 +151,22 @@ def test_tta_model_saves_with_sidecar_and_reloads_identically(base, tmp_path):
     np.testing.assert_array_equal(predict(plain, images), predict(wrapped, images))
 
 
+def test_recording_an_unchanged_model_again_keeps_the_file_bytes(base, tmp_path):
+    """Re-running a notebook must not add a new copy of each model to the history; a change must."""
+    path = save_model_with_metadata(with_flip_tta(base), tmp_path / "m.keras", {"experiment": "first"})
+    first_bytes = path.read_bytes()
+    save_model_with_metadata(with_flip_tta(base), path, {"experiment": "second"})
+    assert path.read_bytes() == first_bytes
+    assert load_model_with_metadata(path)[1]["experiment"] == "second"
+    save_model_with_metadata(with_tta(base, tta_views(shifts=[1])), path, {"experiment": "other views"})
+    assert path.read_bytes() != first_bytes
+    changed = keras.models.clone_model(base)
+    changed.set_weights([weights + 1 for weights in base.get_weights()])
+    before = path.read_bytes()
+    save_model_with_metadata(with_tta(changed, tta_views(shifts=[1])), path, {"experiment": "other weights"})
+    assert path.read_bytes() != before
+
+
 def test_load_model_with_metadata_registers_the_custom_layers_itself(base, tmp_path):
     """A fresh interpreter that imports only model_io loads a model with TTA and a temperature."""
     tta = with_flip_tta(base)

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from fer_utils.data.labels import class_names_for
 from fer_utils.files import atomic_path, write_json_atomic
@@ -61,10 +62,34 @@ def save_model_with_metadata(model: keras.Model, path: str | os.PathLike[str], m
         "parameters": parameter_counts(model),
         **metadata,
     }
-    _save_with_class_names(model, path, class_names)
+    if not _holds_the_same_model(path, model, class_names):
+        _save_with_class_names(model, path, class_names)
     sidecar_path(path).unlink(missing_ok=True)
     update_metadata(path, full_metadata)
     return path
+
+
+def _holds_the_same_model(path: Path, model: keras.Model, class_names: list[str]) -> bool:
+    """Whether ``path`` already holds ``model``: same weights, same outputs on a fixed batch, same classes.
+
+    Re-recording an unchanged model then keeps the file's bytes, so re-running a notebook does not
+    add another copy of every model to the repository's history.
+    """
+    if not path.is_file():
+        return False
+    try:
+        saved, _ = load_model_with_metadata(path, compile=False)
+    except ValueError:  # a damaged or foreign file is replaced
+        return False
+    if embedded_class_names(path) not in (None, class_names) or saved.input_shape != model.input_shape:
+        return False
+    weights, saved_weights = model.get_weights(), saved.get_weights()
+    if len(weights) != len(saved_weights) or not all(
+        np.array_equal(new, old) for new, old in zip(weights, saved_weights)
+    ):
+        return False
+    probe = np.random.default_rng(0).integers(0, 256, (8, *model.input_shape[1:])).astype("float32")
+    return np.allclose(model(probe, training=False), saved(probe, training=False), atol=1e-6)
 
 
 def _save_with_class_names(model: keras.Model, path: Path, class_names: list[str]) -> None:
