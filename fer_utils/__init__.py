@@ -4,9 +4,8 @@
 ``training`` fits them, ``video`` runs them on frames and ``edge`` exports them; ``cli`` puts
 commands on top. Imports run one way, in that order (``tests/test_package_layers.py``).
 
-Importing the package sets TensorFlow defaults unless the user has set them: quiet C++ logs,
-oneDNN capped at AVX2 (its AVX-512 kernels crashed training here) and turned on for x86-64,
-where it trains 1.25-1.6 times faster (``docs/training.md`` has the measurements).
+Importing the package sets TensorFlow defaults unless already set: quiet C++ logs, and oneDNN on
+for x86-64 (faster training, ``docs/training.md``) but capped at AVX2 (its AVX-512 kernels crash).
 """
 
 import importlib

@@ -1,9 +1,8 @@
 """Emotions in photos, in one call: ``EmotionRecognizer().analyze("photo.jpg")``.
 
-Faces are found with OpenCV's Haar cascade on the whole image (photos are not bound by a frame
-budget), cropped as the video pipeline crops them, and classified in one batch by a saved model:
-the one bundled with the package unless another is named. Each face comes back with its box, its
-label, the probability of every class and the cascade's detection score.
+Faces are found by OpenCV's Haar cascade on the whole image, cropped as in the video pipeline and
+classified in one batch by the bundled model (or a named one). Each face comes back with its box,
+label, class probabilities and detection score.
 
 >>> from fer_utils.api import EmotionRecognizer, bundled_sample_face
 >>> faces = EmotionRecognizer().analyze(bundled_sample_face())

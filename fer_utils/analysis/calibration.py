@@ -1,19 +1,11 @@
 """How far to trust a model's probabilities: calibration error, and temperature scaling to fix it.
 
-A model is *calibrated* when, of the faces it labels with 70 % confidence, 70 % are right. Networks
-trained with cross-entropy are usually over-confident; temperature scaling (Guo et al. 2017,
-arXiv:1706.04599) divides the log-probabilities by one number ``T`` fitted on held-out data. It
-never changes which class wins (argmax is invariant), only how sure the model claims to be.
-
-The saved models end in a softmax, so the temperature is applied to ``log p``: ``softmax(log p / T)``
-equals ``softmax(z / T)`` for the logits ``z`` (they differ by a per-row constant).
-
-Honest reporting. The temperature is fitted on PublicTest, the split the epochs were chosen on,
-and this project has no third split it may look at (PrivateTest is held out). Measuring the effect
-on the same images it was fitted on would flatter it, so :func:`cross_fitted_effect` fits on one
-half of PublicTest and measures on the other, then swaps and averages. :func:`decide_temperature`
-turns that into the rule for writing ``temperature`` into a model's sidecar (see
-:data:`HELPS_RULE`); PrivateTest, when a data file has it, is reported but never used to decide.
+Temperature scaling (Guo et al. 2017, arXiv:1706.04599) divides the log-probabilities by one number
+``T`` fitted on held-out data: it fixes over-confidence without changing the argmax. The saved
+models end in a softmax, so ``T`` is applied to ``log p`` (same result as on the logits). ``T`` is
+fitted on PublicTest, so :func:`cross_fitted_effect` measures its effect on the half it was not
+fitted on, and :func:`decide_temperature` keeps it only under :data:`HELPS_RULE`; PrivateTest is
+reported, never used to decide.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391): which part of the face drove a prediction.
 
-The gradient of a class score with respect to the last convolutional feature maps, averaged over
-space, weighs those maps; their weighted sum, rectified and upsampled to the face, is the heatmap.
-The saved models end in a softmax and expose no logits, so the score is the class's
-log-probability. For one image that only rescales the gradients by a positive factor, which the
-per-image normalisation to [0, 1] removes again, and it avoids the vanishing gradients of a
-saturated softmax.
-
-The last convolution of mini-Xception (``class_maps``) sits on a 3x3 grid, so its heatmaps are
-coarse by construction; the phase CNN's (``block3_1_conv``) is 12x12.
+The last convolution's feature maps, weighted by the space-averaged gradient of the class score,
+summed, rectified and upsampled, give the heatmap. The saved models expose no logits, so the
+score is the log-probability: for one image that only rescales the gradients (undone by the
+[0, 1] normalisation) and avoids a saturated softmax's vanishing gradients. mini-Xception's last
+convolution sits on a 3x3 grid, so its heatmaps are coarse; the phase CNN's is 12x12.
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """FER+ crowd labels (Barsoum et al. 2016, arXiv:1608.01041) for the FER2013 images.
 
-``fer2013new.csv`` has one row per FER2013 row, in the same order: the Usage, an image name, and ten
-annotators' votes over eight emotions plus *unknown* and *not a face* (NF). This module joins the
-votes to FER2013 by position (checking that the Usage columns agree, which catches a misaligned
-file) and derives the training targets of the FER+ paper:
-
-* ``majority``: one label per image when more than half of the (outlier-cleaned) votes agree;
-* ``probability`` / ``crossentropy``: a distribution over the (up to three) leading emotions that
-  together hold at least 75 % of the votes.
-
-In both, votes cast by a single annotator are treated as noise and removed first, and images whose
-result is *unknown* or *not a face* are dropped, as in the paper's reference implementation.
+``fer2013new.csv`` has one row per FER2013 row, in order: Usage, image name, and ten annotators'
+votes over eight emotions, *unknown* and *not a face*. The votes are joined by position (Usage
+columns must agree) and turned into the paper's targets: ``majority`` (more than half agree) or
+``probability`` / ``crossentropy`` (the leading emotions holding at least 75 % of the votes).
+Single-annotator votes are removed first and *unknown* / *not a face* images dropped, as in the
+paper's reference implementation.
 """
 
 from __future__ import annotations

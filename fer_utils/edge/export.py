@@ -1,29 +1,17 @@
 """Export a saved model to the formats edge devices run: SavedModel, TFLite (float32/float16/int8), frozen graph.
 
-Every export keeps the project's input contract: raw grey levels 0-255 shaped ``(48, 48, 1)``, the
-normalisation inside the model. So the faces a camera crops go into any export unchanged, and the
-table of :mod:`fer_utils.edge.evaluation` compares formats on exactly the same inputs.
+Every export keeps the input contract (raw 0-255 grey faces ``(48, 48, 1)``, normalisation inside
+the model), so camera crops go into any format unchanged.
 
-* ``saved_model/``: ``keras.Model.export`` (endpoint and serving signature ``serve``), the input
-  TF Serving and the TFLite converter take.
-* ``model_float32.tflite`` and ``model_float16.tflite`` (float16 weights, float32 compute on CPUs):
-  float input, the same 0-255 pixels as the Keras model.
-* ``model_int8.tflite``: full-integer quantisation calibrated on Training faces, with a **uint8
-  input and a float32 output**. A camera delivers uint8 pixels, and calibrating on raw faces gives
-  the input the quantisation scale 1 and zero point 0, so the frame's own bytes are the model's
-  input (no float conversion on the device, nothing rounded); every operation inside runs in int8,
-  and only the final softmax is dequantised, because downstream code wants probabilities it can
-  threshold and average, not int8 codes. (The scale is recorded in the export's details; the
-  classifier handles any other scale too.)
-* ``frozen_graph.pb`` + ``frozen_graph.json``: a TF1-style GraphDef for one face at a time, with
-  the weights folded into constants (``convert_variables_to_constants_v2``), the input AWS
-  DeepLens's model optimizer (``mo.optimize(..., platform='tf')``, OpenVINO's Model Optimizer of
-  2018-2019) took. The JSON names the input and output tensors and lists operations missing from
-  the optimizer's documented list (:mod:`fer_utils.edge.optimizer_ops`).
+* ``saved_model/``: ``keras.Model.export``, serving signature ``serve``.
+* ``model_float32.tflite``, ``model_float16.tflite`` (float16 weights): float 0-255 input.
+* ``model_int8.tflite``: full-integer, calibrated on Training faces; uint8 input (scale 1, zero
+  point 0, so a camera's bytes go in as they are) and float32 probabilities out.
+* ``frozen_graph.pb`` + ``frozen_graph.json``: a one-face TF1-style GraphDef with constant weights
+  for AWS DeepLens's ``mo.optimize(..., platform='tf')``; the JSON names the input and output
+  tensors and the operations :mod:`fer_utils.edge.optimizer_ops` finds undocumented.
 
-Files are written under a temporary name and moved into place, so an interrupted export never
-leaves a truncated model where a good one was. To run an export, use the classifiers of
-:mod:`fer_utils.edge.inference` (``TFLiteFaceClassifier`` is importable from here too).
+Files are written atomically. Run an export with :mod:`fer_utils.edge.inference`'s classifiers.
 """
 
 from __future__ import annotations
@@ -190,8 +178,8 @@ def frozen_inference_graph(model: keras.Model) -> tuple[tf.compat.v1.GraphDef, s
     """The model's inference function as a GraphDef with constant weights: ``(graph, input, output)``.
 
     The batch is fixed at one face (``FROZEN_BATCH``): a camera classifies one crop at a time, and a
-    static shape turns Keras's dynamic ``Flatten`` (``Shape``, ``StridedSlice``, ``Pack``) into one
-    constant ``Reshape``, an operation the 2018-2019 optimizers knew.
+    static shape turns Keras's dynamic ``Flatten`` into one constant ``Reshape``, which the DeepLens
+    optimizer supports.
     """
     signature = tf.TensorSpec([FROZEN_BATCH, *FACE_SHAPE], tf.float32, name=INPUT_NAME)
     function = tf.function(lambda pixels: model(pixels, training=False)).get_concrete_function(signature)
@@ -201,12 +189,11 @@ def frozen_inference_graph(model: keras.Model) -> tuple[tf.compat.v1.GraphDef, s
 
 
 def _as_tf1_graph(graph_def: tf.compat.v1.GraphDef, output_node: str) -> tuple[tf.compat.v1.GraphDef, str]:
-    """Make a frozen TF2 graph look like the TF1 graphs the old optimizers were written for.
+    """Make a frozen TF2 graph look like the TF1 graphs DeepLens's optimizer was written for.
 
-    Control dependencies on the (now constant) variable reads, and the ``NoOp`` that holds them,
-    are dropped; ``AddV2`` (TensorFlow 1.14+) becomes ``Add``, the same broadcasting element-wise
-    sum under its older name; the output node is named ``probabilities`` (when the name is free).
-    Returns the graph and the output node's name.
+    Drops control dependencies on the constant-folded variable reads (and their ``NoOp``), renames
+    ``AddV2`` to the equivalent ``Add``, and names the output node ``probabilities`` when that name is
+    free. Returns the graph and the output node's name.
     """
     for node in graph_def.node:
         data_inputs = [name for name in node.input if not name.startswith("^")]

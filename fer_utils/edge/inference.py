@@ -1,15 +1,9 @@
 """Face classifiers over every exported format, all with the ``FaceClassifier`` calling convention.
 
-Each class here has ``class_names`` and is called with raw grey-level faces, uint8 shaped
-``(N, 48, 48, 1)`` (``(N, 48, 48)`` is accepted too), returning float32 class probabilities shaped
-``(N, C)``: the protocol of ``fer_utils.video.recognition.FaceClassifier``. So a camera loop, the
-evaluation table and the tests can swap a Keras model for its TFLite, SavedModel or frozen-graph
-export without changing anything else, and any disagreement between formats is the export's fault.
-
-TFLite files run on LiteRT (``ai_edge_litert``), the interpreter Google split out of TensorFlow:
-TensorFlow 2.21's own ``tf.lite.Interpreter`` still works but warns on every construction that it
-is deprecated and scheduled for deletion. LiteRT installs from PyPI with pip alone (wheels for
-Linux and macOS); where it is missing the classifier falls back to ``tf.lite.Interpreter``.
+Each class has ``class_names`` and maps raw uint8 grey faces ``(N, 48, 48, 1)`` (or ``(N, 48, 48)``)
+to float32 probabilities ``(N, C)``, as ``fer_utils.video.recognition.FaceClassifier`` does, so any
+export can replace the Keras model unchanged. TFLite files run on LiteRT (``ai_edge_litert``), else
+on ``tf.lite.Interpreter``, which TensorFlow has deprecated.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Which operations of a frozen TensorFlow graph AWS DeepLens's model optimizer documents as supported.
 
-DeepLens (2017-2022) ran models through ``mo.optimize(model_name, width, height, platform='tf')``,
-a wrapper around Intel's OpenVINO Model Optimizer of 2018-2019, which only converts graphs made of
-operations it knows. A graph exported from TensorFlow 2 can contain operations that did not exist
-when that optimizer was written (``AddV2`` arrived in TensorFlow 1.14, ``FusedBatchNormV3`` in
-1.15), so the export checks its graph against the documented list instead of finding out on the
-device.
-
-The list below is the DeepLens developer guide's page "Supporting TensorFlow Layers", as published
-in the guide's source repository (awsdocs/aws-deeplens-user-guide, file
-doc_source/deeplens-supported-framework-tensorflow-layers.md, commit 76cf9d8; online at
-https://docs.aws.amazon.com/deeplens/latest/dg/deeplens-supported-framework-tensorflow-layers.html).
-It is conservative: the same guide lists MobileNet as a supported TensorFlow model although
-``DepthwiseConv2dNative`` (which MobileNet is made of) is not on the page, and OpenVINO's own
-"Supported Framework Layers" page lists many more operations. An operation reported here is
-therefore "not documented for DeepLens", which is a risk to check on the device, not a certain
-failure.
+``mo.optimize(..., platform='tf')`` wraps an OpenVINO Model Optimizer that converts only the
+operations it knows, and TensorFlow 2 graphs can hold newer ones (``AddV2``, ``FusedBatchNormV3``),
+so exports are checked against the developer guide's list (:data:`DEEPLENS_LAYERS_SOURCE`) instead
+of failing on the device. The list is conservative (it omits ``DepthwiseConv2dNative`` although
+MobileNet is listed as supported): a reported operation is a risk to check, not a certain failure.
 """
 
 from __future__ import annotations

@@ -36,15 +36,9 @@ def build_phase_cnn(
 ) -> keras.Model:
     """The report's phase-1/2 network: convolution blocks of 32, 64 and 128 filters.
 
-    Blocks: [conv32-BN-ReLU] x2, max-pool, dropout; [conv64-BN-ReLU] x2, max-pool, dropout;
-    conv128-ReLU, max-pool, dropout; flatten (6x6x128); dense 128 without bias, BN, ReLU, dropout;
-    softmax. With 7 classes this has exactly the report's 730,855 parameters, 640 of them batch-norm
-    moving statistics. An exhaustive search over the usual arrangements (1-3 convolutions per block,
-    3x3 or 5x5 kernels, with or without biases, pooling, global pooling, 1-2 dense layers, batch norm
-    on any subset of layers) finds only arrangements with a bias-free 128-unit dense layer. Of those,
-    we take the one where batch norm follows that dense layer (the reason to drop its bias): the
-    alternative with batch norm after all five convolutions and none on the dense layer stayed at
-    the majority class for three full epochs in our runs.
+    [conv32-BN-ReLU] x2, pool, dropout; [conv64-BN-ReLU] x2, pool, dropout; conv128-ReLU, pool,
+    dropout; flatten; dense 128 (no bias, BN, ReLU, dropout); softmax. With 7 classes it has the
+    report's 730,855 parameters; batch norm on the dense layer is why that layer has no bias.
     """
     inputs, x = _input_and_preprocessing()
     for block, (filters, convs, batch_norm) in enumerate(
@@ -66,20 +60,11 @@ def build_phase_cnn(
 def build_mini_xception(num_classes: int = 7, l2: float = 0.01, upscale_to: int | None = None) -> keras.Model:
     """mini-Xception of Arriaga, Ploeger and Valdenegro (2017, arXiv:1710.07557).
 
-    Two plain 3x3 convolutions (8 filters), then four residual modules of depthwise-separable
-    convolutions (16, 32, 64, 128 filters) whose shortcut is a strided 1x1 convolution, a final
-    3x3 convolution to one map per class, global average pooling and softmax; no dense layer.
-    57,270 parameters for 6 classes (1,472 non-trainable), 58,423 for 7.
-
-    Only the two stem convolutions carry the L2 penalty. The authors' Keras 2 code passed
-    ``kernel_regularizer`` to ``SeparableConv2D`` too, but that layer builds depthwise and pointwise
-    kernels and silently ignored the argument, so the published model trained with L2 on the stem
-    alone. A first run here with ``l2`` on every separable kernel underfitted: training accuracy
-    stalled at 61% and PublicTest at 60.9% after 70 epochs (``reports/superseded/``).
-
-    ``upscale_to`` enlarges the faces inside the model (bilinear), as the authors fed 64x64 faces
-    resized from FER2013's 48x48. The parameters stay the same, the arithmetic grows with the area
-    (about 1.8 times at 64), and the saved model still takes raw 48x48 pixels.
+    Two 3x3 stem convolutions (8 filters), four residual modules of separable convolutions (16-128
+    filters, strided 1x1 shortcuts), a 3x3 convolution to one map per class, global average pooling
+    and softmax; 58,423 parameters for 7 classes. ``l2`` applies to the stem only, as in the authors'
+    model (Keras 2's ``SeparableConv2D`` ignored ``kernel_regularizer``). ``upscale_to`` resizes the
+    faces inside the model (the authors used 64x64); the saved model still takes raw 48x48 pixels.
     """
     inputs, x = _input_and_preprocessing()
     if upscale_to is not None:
@@ -124,21 +109,12 @@ def build_fer_net(
 ) -> keras.Model:
     """This project's own network: a VGG-style stack of 3x3 convolutions sized for 48x48 faces.
 
-    One stage per width, each ``convs_per_stage`` conv-BN-ReLU layers at one resolution; stages are
-    separated by 2x2 max pooling (48 -> 24 -> 12 -> 6 pixels for four stages) and light dropout. With
-    ``residual`` every stage adds its input back (through a 1x1 projection where the width changes),
-    as in ResNet's basic block, so the stage learns a correction rather than a new representation.
-    A global average pool and one softmax layer close it; no large dense layer, unlike the phase CNN,
-    whose 4,608 x 128 dense layer holds most of its parameters.
-
-    Why this shape: on two CPU cores, wide 3x3 convolutions keep the arithmetic units busy (15-23
-    GMAC/s of training here), while mini-Xception's depthwise convolutions on 8-128 channels reach
-    about 3 (``benchmarks/bench_architectures.py``, ``reports/benchmarks.md``). So the cheapest way to
-    a stronger model is more plain convolutions, not thinner ones. Weight decay comes from the
-    optimiser (AdamW or SGD), not from kernel regularisers.
-
-    ``separable`` swaps every 3x3 convolution after the first for a depthwise-separable one (as
-    mini-Xception's), about an eighth of the parameters and multiply-accumulates at these widths.
+    One stage per width of ``convs_per_stage`` conv-BN-ReLU layers, stages separated by 2x2 max
+    pooling and dropout; with ``residual`` each stage adds its input back (1x1 projection where the
+    width changes); global average pooling and a softmax layer close it. Plain 3x3 convolutions,
+    because on CPUs they run far more efficiently than depthwise ones (``reports/benchmarks.md``).
+    ``separable`` swaps every convolution after the first for a depthwise-separable one. Weight decay
+    comes from the optimiser, not kernel regularisers.
     """
     inputs, x = _input_and_preprocessing()
     for stage, filters in enumerate(widths, start=1):

@@ -1,13 +1,11 @@
 """Test-time augmentation and ensembles inside one saved model.
 
-A reported accuracy that needs flipped copies of each face, or the average of three networks,
-must come out of the model file by itself: otherwise ``python -m fer_utils evaluate``, the video
-pipeline and the edge exports would all measure something else. So both are built here as plain
-Keras functional models: :class:`FaceView` (a fixed mirror, shift or centre zoom of the input,
-a registered serialisable layer) in front of the wrapped model, and Keras's own ``Average``
-layer over the probabilities. The result saves as one ``.keras`` file, takes the same raw 0-255
-faces as every model of the project, and loads with :func:`fer_utils.models.saving.load_model_with_metadata`
-(or ``keras.models.load_model`` once this module is imported, which registers the layer).
+A reported accuracy must come out of the model file alone, or ``evaluate``, the video pipeline and
+the exports would measure something else. So both are plain Keras functional models:
+:class:`FaceView` layers (fixed mirror, shift or zoom) in front of the model, Keras's ``Average``
+over members. The result is one ``.keras`` file taking raw 0-255 faces, loaded with
+:func:`fer_utils.models.saving.load_model_with_metadata` (or ``keras.models.load_model`` once this
+module is imported, which registers the layer).
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Ablation tables: what each training lever bought, one row per change, measured on PublicTest.
 
-An ablation ladder adds one lever per row on top of the row before (residual stages, then a new
-optimiser and schedule, then label smoothing, ...), so the difference between consecutive rows is
-what that lever bought in that context. Rows that need no training (test-time augmentation, an
-ensemble of finished runs) are measured the same way, from the model, on the same split.
-
-One PublicTest accuracy from one seed moves by about half a point between seeds, so read gains
-below a point as "no measurable difference", not as a ranking.
+Each row adds one lever to the row before, so consecutive differences are what that lever bought;
+rows without training (test-time augmentation, ensembles) are measured the same way. Single-seed
+PublicTest accuracy varies between seeds, so treat gains below a point as no measurable difference.
 """
 
 from __future__ import annotations

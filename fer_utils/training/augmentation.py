@@ -1,12 +1,9 @@
 """Training-time augmentation, run on whole batches inside the tf.data pipeline.
 
-The settings follow the report and Arriaga et al.: rotations of about 10 degrees, shifts and zoom
-of about 10 percent, horizontal flips. Keras has a layer for each (``RandomRotation``,
-``RandomTranslation``, ``RandomZoom``, ``RandomFlip``), but chaining them warps every image three
-times. :class:`RandomAffine` draws the same four random changes and applies them as a single affine
-warp with ``keras.ops.image.affine_transform``: one interpolation instead of three (so the faces
-are also less blurred), and a third of the cost, which matters on two CPU cores
-(``benchmarks/bench_training.py`` measures both).
+Rotations of about 10 degrees, shifts and zoom of about 10 %, horizontal flips (the report and
+Arriaga et al.). :class:`RandomAffine` applies them as one affine warp instead of chaining Keras's
+``RandomRotation``/``RandomTranslation``/``RandomZoom``: one interpolation instead of three, so
+less blur and a third of the cost (``benchmarks/bench_training.py``).
 """
 
 from __future__ import annotations

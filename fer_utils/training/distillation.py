@@ -1,21 +1,12 @@
-"""Knowledge distillation: a small student trained on a bigger teacher's probabilities.
+"""Knowledge distillation (Hinton, Vinyals and Dean 2015, arXiv:1503.02531): a student learns a teacher.
 
-Hinton, Vinyals and Dean (2015, arXiv:1503.02531): the teacher's full probability vector says
-which wrong classes are *nearly* right (a fearful face that looks surprised), which one-hot labels
-cannot. The student here is trained with the project's one training function on targets
-
-    (1 - hard_label_weight) * softmax(log p_teacher / T) + hard_label_weight * one_hot(label)
-
-Cross-entropy is linear in the target, so this is exactly Hinton's weighted sum of the soft and the
-hard loss. Two simplifications, both documented choices: the student is trained at temperature 1
-(its saved softmax is the one evaluated), so no ``T**2`` factor is needed; and the teacher's
-targets are computed once, on the un-augmented Training faces, then paired with their augmented
-versions during training ("offline" distillation: a flip or a 10 % shift does not change an
-expression, and it keeps the teacher out of the training loop).
-
-The targets are computed once per run and written atomically into the run directory, with the
-teacher file's SHA-256 and the settings, so a resumed run trains on exactly the same targets, and
-a run directory is never continued with another teacher.
+The teacher's full distribution says which wrong classes are nearly right, which one-hot labels
+cannot. The student trains with the project's one training function on the targets
+``(1 - hard_label_weight) * softmax(log p_teacher / T) + hard_label_weight * one_hot(label)``
+(cross-entropy is linear in the target, so this is Hinton's weighted loss; the student itself runs
+at temperature 1, so no ``T**2`` factor). Targets are computed once, offline, on the un-augmented
+Training faces and stored with the teacher's SHA-256, so a resumed run uses the same targets and
+never another teacher.
 """
 
 from __future__ import annotations

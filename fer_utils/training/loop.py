@@ -1,16 +1,11 @@
-"""One training function for every phase: tf.data input, augmentation, Adam, the usual Keras
-callbacks, a CSV log of every epoch, and resumption after a crash or a ``kill -9``.
+"""One training function for every phase: tf.data input, augmentation, optimiser, Keras callbacks,
+a CSV log of every epoch, and resumption after a crash or a ``kill -9``.
 
-Keras's own ``BackupAndRestore`` restores the weights but not the optimiser's moments nor the
-counters of ``EarlyStopping``, ``ReduceLROnPlateau`` and ``ModelCheckpoint`` (whose "best" value
-starts again at infinity, so a resumed run would overwrite the best model with a worse one). So
-:class:`ResumeState` saves the whole model (optimiser included) and those counters atomically at
-every epoch end, and puts them back when the same run directory is trained again.
-
-Determinism: with a fixed seed, ``keras.utils.set_random_seed`` and TensorFlow's op determinism,
-two uninterrupted runs on the same CPU build give identical weights. A resumed run re-seeds at the
-resumed epoch, so it is reproducible from that point but not bit-identical to an uninterrupted run
-(the shuffling and augmentation streams restart); it ends with the same kind of result.
+Keras's ``BackupAndRestore`` keeps neither the optimiser's moments nor the callbacks' counters (a
+resumed ``ModelCheckpoint`` would overwrite the best model with a worse one), so
+:class:`ResumeState` saves both atomically at every epoch end. With a fixed seed, two
+uninterrupted runs on the same CPU build give identical weights; a resumed run is reproducible
+from the resumed epoch, not bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -119,8 +114,7 @@ class TrainingResult:
     def describe(self) -> str:
         """The run in one line, for notebooks: epochs, the kept epoch, minutes and epoch times.
 
-        The range of epoch times is there because minutes alone compare runs poorly: a run that
-        spans sessions trains on whichever two-core machine each session gets.
+        Epoch times are shown because minutes alone compare poorly across runs resumed on different machines.
         """
         chosen_by = "lowest PublicTest loss" if self.monitor == "val_loss" else "highest PublicTest accuracy"
         line = (
@@ -330,8 +324,8 @@ def run_directory_lock(run_dir: Path) -> Iterator[None]:
 def repair_log(run_dir: str | os.PathLike[str]) -> int:
     """Make ``training_log.csv`` one row per epoch up to ``state.json``'s epoch; returns the rows kept.
 
-    Two trainings in one directory (before the lock existed) or a restored file leave repeated or
-    extra rows; the last row written for an epoch is the one of the run whose state was saved.
+    For logs with repeated or extra rows (two trainings in one directory, a restored file); the last
+    row written for an epoch is kept, as it belongs to the run whose state was saved.
     """
     run_dir = Path(run_dir)
     state = read_state(run_dir)
@@ -580,8 +574,7 @@ def _check_log_is_complete(history: pd.DataFrame, log_path: Path) -> None:
     """Refuse a log with missing or repeated epochs: the best epoch, the epochs run and the
     learning curves are all read from its rows, so a hole would shift every one of them.
 
-    (It happens when the file is replaced under a running ``CSVLogger``, for example by restoring
-    it from version control: the logger keeps writing to the old, now invisible, file.)
+    (Replacing the file under a running ``CSVLogger``, e.g. from version control, causes it.)
     """
     expected = list(range(len(history)))
     if "epoch" in history and history["epoch"].tolist() != expected:

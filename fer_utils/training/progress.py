@@ -1,9 +1,7 @@
 """How far each training run has got: epochs done, best PublicTest score so far, hours left.
 
-The long runs of this project span several sessions on two CPU cores, so the first question after a
-break is where each one stands. This answers it from the files a run already writes
-(``training_log.csv``, ``state.json``, ``config.json``) and never loads a model, so it is cheap and
-safe to call while the run is training.
+Read only from the files a run already writes (``training_log.csv``, ``state.json``,
+``config.json``), never loading a model, so it is cheap and safe while the run trains.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """How the real-time video path does: against a composed video's ground truth, against the same faces at 48x48, per stage.
 
-A model's benchmark accuracy is measured on FER2013's own 48x48 crops. On a camera the same model
-sees faces that a Haar cascade found, cropped and resized from a bigger frame, so a face can be
-missed, framed differently, or seen through video compression. To tell how much of the benchmark
-survives, :func:`analyse_video` runs exactly the steps of ``python -m fer_utils video`` on a video
-composed from labelled faces (:mod:`fer_utils.video.synthetic`) while keeping the per-stage timings
-the command does not print, and :func:`video_vs_still` puts, face by face, the label the model gives
-the original 48x48 image beside the labels it gave that face in the video.
+On a camera a model sees Haar-cascade crops of a bigger, compressed frame, not FER2013's 48x48
+faces. :func:`analyse_video` runs the steps of ``python -m fer_utils video`` on a video composed
+from labelled faces (:mod:`fer_utils.video.synthetic`), keeping per-stage timings, and
+:func:`video_vs_still` compares, face by face, the model's label on the original image with its
+labels in the video.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Face detection and 48x48 face crops for live video, with OpenCV's Haar cascade.
 
-Only OpenCV and NumPy are imported here (no TensorFlow), because this module is bundled onto
-small devices (the DeepLens Lambda) where the classifier may run elsewhere or through TFLite.
-
-The Haar cascade ships inside opencv-python 4.x (``cv2.data.haarcascades``), so detection works
-offline with no download. OpenCV 5 on PyPI dropped ``CascadeClassifier``, which is why the project
-pins ``opencv < 5``. Detection runs on a downscaled grey copy of the frame: the cascade's cost
-grows with the pixel count, and faces that are worth classifying are large enough to survive it.
-Boxes are mapped back to the full frame, and crops are cut from the full-resolution frame so the
-classifier sees every available pixel.
+Imports only OpenCV and NumPy, because it is also bundled into the DeepLens Lambda. The cascade
+ships with opencv-python 4.x (OpenCV 5 dropped ``CascadeClassifier``, hence ``opencv < 5``).
+Detection runs on a downscaled grey copy of the frame, as its cost grows with the pixel count;
+boxes are mapped back and crops cut from the full-resolution frame.
 """
 
 from __future__ import annotations
@@ -102,17 +97,10 @@ def crop_faces(
 class FaceDetector:
     """Frontal faces in BGR frames, found by a Haar cascade on a downscaled grey copy.
 
-    ``detection_width``: frames wider than this are shrunk to it before detection (the main speed
-    knob; 0 or None disables it). ``scale_factor`` and ``min_neighbors`` are the cascade's own
-    parameters (smaller scale steps find more faces, more neighbours reject more false ones).
-    ``min_face_fraction``: the smallest face reported, as a fraction of the frame's shorter side,
-    which also saves the cascade from scanning tiny windows that could not be classified anyway.
-
-    The defaults trade a little recall for speed, measured by ``benchmarks/bench_face_detection.py``
-    (200 PublicTest faces upscaled to 140 px in 640x480 frames on a blurred background, 2-core
-    machine under load): they find 64.5% at 23 ms of CPU per frame, OpenCV's usual
-    ``scale_factor=1.1, min_neighbors=5`` finds 71.5% at 56 ms, which leaves no room for 25 fps.
-    Faces from a camera are easier (frontal, forehead and chin in view) than FER2013's tight crops.
+    ``detection_width``: frames wider than this are shrunk to it first (the main speed knob; 0 or None
+    disables it). ``scale_factor`` and ``min_neighbors``: the cascade's own parameters.
+    ``min_face_fraction``: the smallest face reported, as a fraction of the frame's shorter side. The
+    defaults trade a little recall for speed (``benchmarks/bench_face_detection.py``).
     """
 
     def __init__(

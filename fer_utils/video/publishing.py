@@ -1,15 +1,9 @@
 """Publishing each frame's emotions over MQTT (paho-mqtt 2.x), for dashboards and IoT consumers.
 
-One JSON message per frame, QoS 1 (the broker acknowledges it; a consumer may see a duplicate but
-never silently misses a frame while connected). The message carries the same records as the
-timeline file, so a subscriber and the file agree.
-
-Connection problems at start-up are errors (a run that was asked to publish and cannot should
-say so before it processes anything). Failures while running are counted and reported, never
-raised: a dropped network must not stop the video being analysed and recorded. paho's network
-thread (``loop_start``) sends and reconnects in the background, so publishing costs the frame
-loop only the time to queue a message. Only paho and the standard library are imported, so the
-DeepLens code can reuse this module.
+One JSON message per frame at QoS 1, with the same records as the timeline file. Connection
+problems at start-up raise, before any frame is processed; failures while running are counted,
+never raised, so a dropped network does not stop the analysis. paho's network thread sends and
+reconnects in the background. Imports only paho and the standard library (reusable on DeepLens).
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Emotion recognition on video frames: detect faces, classify them in one batch, smooth over time.
 
-The classifier is anything that follows :class:`FaceClassifier` (a Keras model here, a TFLite
-model in ``fer_utils.edge.export``), so the frame loop, the timeline and the DeepLens code do not care
-which runtime produced the probabilities.
-
-Per-frame predictions of a FER model flicker, because neighbouring frames differ by noise the
-model was never trained to ignore. :class:`ProbabilitySmoother` keeps an exponential moving
-average per face, matching faces between frames by box overlap, so a label changes only when the
-evidence does.
+The classifier is anything that follows :class:`FaceClassifier` (Keras here, the exports in
+``fer_utils.edge.inference``), so callers do not care which runtime produced the probabilities.
+Per-frame predictions flicker, so :class:`ProbabilitySmoother` keeps a moving average per face,
+matched between frames by box overlap.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """``python -m fer_utils video``: emotions of every face in a video file or a live camera.
 
-For each frame: detect faces, classify them in one batch, optionally smooth over time, draw the
-boxes and labels, and record them. Outputs, in ``--output-dir``: ``<name>_annotated.mp4`` (unless
-``--no-video``), ``<name>_timeline.jsonl`` (one record per face per frame, see
-``fer_utils.video.timeline``) and ``<name>_mood.png``; optionally one MQTT message per frame.
-
-Everything written is valid whatever ends the run: a source that stops delivering frames (a
-camera unplugged, a stream dropped), Ctrl-C, SIGTERM or SIGHUP stop the loop cleanly, the video writer is closed
-so the file plays, and the timeline is flushed after every frame. The capture object is passed in
-(``capture_factory``), so tests can simulate a camera that disappears.
+Per frame: detect, classify in one batch, optionally smooth, draw and record. Writes to
+``--output-dir``: ``<name>_annotated.mp4`` (unless ``--no-video``), ``<name>_timeline.jsonl`` (see
+``fer_utils.video.timeline``) and ``<name>_mood.png``; optionally one MQTT message per frame. Outputs
+stay valid however the run ends (source lost, Ctrl-C, SIGTERM, SIGHUP); ``capture_factory`` lets
+tests simulate a camera that disappears.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Test videos composed from real FER2013 faces with known labels, and scoring against them.
 
-There is no labelled video of FER2013-like faces to measure the video pipeline on, so this module
-makes one: one to three real 48x48 faces per 640x480 frame, upscaled (FER2013 faces are tiny; a
-webcam face is 100-300 px), on a plain or blurred background, held in place for a while and then
-moved, with mild sensor noise so consecutive frames differ as they do on a camera. A ground-truth
-JSON beside the video lists every frame's boxes and true labels, so detection recall and label
-accuracy of the whole pipeline can be measured by :func:`score_against_ground_truth`.
-
-Upscaled FER2013 faces are a harder case for the Haar cascade than camera faces (tight crops, low
-resolution, many non-frontal poses); :func:`cascade_detection_rate` measures how often it finds
-them, which is what the ground-truth recall should be compared with.
+No labelled video of FER2013-like faces exists, so this module makes one: one to three real faces
+per 640x480 frame, upscaled to webcam size, on a plain or blurred background, held then moved, with
+mild sensor noise, plus a ground-truth JSON of every frame's boxes and labels for
+:func:`score_against_ground_truth`. Upscaled FER2013 crops are hard for the Haar cascade, so compare
+the recall with :func:`cascade_detection_rate`.
 """
 
 from __future__ import annotations

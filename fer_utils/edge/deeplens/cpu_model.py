@@ -1,14 +1,9 @@
 """The Lambda's CPU backend: a TFLite or Keras model run by TensorFlow, with ``awscam.Model``'s methods.
 
-DeepLens's own path (``mo.optimize`` then ``awscam.Model(..., {'GPU': 1})``) depends on the Intel
-model optimizer accepting every operation in the graph. When it does not, or on a Greengrass core
-that is not a DeepLens, the same Lambda can run the model on the CPU instead. This class offers
-the two methods the Lambda calls, ``doInference`` and ``parseResult``, with the return shapes of
-the device library, so the inference loop does not care which backend it has.
-
-``.tflite`` files run with ``tflite_runtime`` when installed (the small package for devices),
-else with LiteRT (``ai_edge_litert``), else with ``tensorflow.lite``; ``.keras`` files need TensorFlow and Keras 3. Runs on the device's
-Python 3.7, so it uses nothing newer.
+For when DeepLens's model optimizer rejects an operation of the graph, or the Greengrass core is
+not a DeepLens. ``doInference`` and ``parseResult`` return what the device library returns, so the
+loop does not care which backend it has. ``.tflite`` runs on ``tflite_runtime``, else LiteRT
+(``ai_edge_litert``), else ``tensorflow.lite``; ``.keras`` needs TensorFlow and Keras 3. Python 3.7.
 """
 
 from __future__ import annotations

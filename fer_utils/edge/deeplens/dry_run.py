@@ -1,16 +1,10 @@
 """Run a DeepLens Lambda zip off the device: the real bundle, the fake device libraries, a video as camera.
 
-This is the README's "Off the device" recipe as a function. The zip written by
-``python -m fer_utils deeplens-package`` is unpacked; its frozen graph is put in an artifacts
-folder, where DeepLens would have put the imported model; and a fresh Python process imports the
-bundle's ``lambda_function`` from the unpacked folder, exactly as Greengrass does on the device, with
-:mod:`fer_utils.edge.deeplens.fakes` first on its path. A separate process, because importing the entry
-point starts the loop and leaves the bundle's flat modules (``face_detection``, ...) and the fakes
-in ``sys.modules``; nothing of that should leak into the caller.
-
-The fake ``greengrasssdk`` echoes every message it would have published to standard output, which
-is how the messages come back; a reader thread plays the viewer of the project stream FIFO and
-keeps every JPEG the Lambda sent there.
+The README's "Off the device" recipe as a function: the zip is unpacked, its frozen graph put in an
+artifacts folder, and a fresh Python process imports the bundle's ``lambda_function`` with
+:mod:`fer_utils.edge.deeplens.fakes` first on its path, as Greengrass would. A separate process,
+so the started loop and the bundle's flat modules never leak into the caller. Messages come back
+through the fake SDK's echo to standard output; a reader thread keeps the JPEGs sent to the FIFO.
 """
 
 from __future__ import annotations

@@ -1,26 +1,14 @@
 """The AWS DeepLens inference Lambda: faces in camera frames, their emotions published to AWS IoT.
 
-DeepLens runs a project's Lambda as a long-lived function on its AWS IoT Greengrass core. The
-loop follows AWS's sample Lambdas and the DeepLens Developer Guide ("Create and Publish an AWS
-DeepLens Inference Lambda Function"): frames from ``awscam.getLastFrame()``; the frozen TensorFlow
-graph optimised by ``mo.optimize(name, 48, 48, platform='tf')`` and loaded with
-``awscam.Model(path, {'GPU': 1})``; per face ``model.doInference(face)`` and
-``model.parseResult('classification', raw)``; JSON messages published with
-``greengrasssdk.client('iot-data')`` to ``$aws/things/<AWS_IOT_THING_NAME>/infer``; the annotated
-frame sent to the project stream (``/tmp/results.mjpeg``). Faces are found and cut to 48x48 grey
-crops by :mod:`fer_utils.video.face_detection` (OpenCV's Haar cascade), the same code the desktop
-pipeline uses.
+A long-lived Greengrass Lambda, following AWS's samples and the DeepLens Developer Guide: frames
+from ``awscam.getLastFrame()``, faces cut to 48x48 grey crops by
+:mod:`fer_utils.video.face_detection`, each classified by the model from ``mo.optimize`` (or the CPU
+backend), JSON messages to ``$aws/things/<AWS_IOT_THING_NAME>/infer``, annotated frames to the
+project stream. Importing starts nothing; the bundle's ``lambda_function.py`` calls
+:func:`infinite_infer_run`. The file also runs flat in the Lambda zip, on Python 3.7.
 
-Importing this module starts nothing; :func:`infinite_infer_run` is called by the bundle's entry
-point (``lambda_function.py``), which Greengrass imports once. It lives both inside the
-``fer_utils`` package (tests, development) and flat at the root of the Lambda zip, where its
-helpers sit beside it; the imports below pick the right form. The device runs Python 3.7, so
-this file uses nothing newer.
-
-Configuration comes from the bundle's ``manifest.json`` and these environment variables (set in
-the Lambda's configuration): ``AWS_IOT_THING_NAME`` (set by DeepLens), ``FER_BACKEND``
-(``optimizer``, the default, or ``cpu`` for TensorFlow on the CPU), ``FER_MODEL_NAME``,
-``FER_FIFO_PATH``, ``FER_MAX_FRAMES`` (0: run forever) and ``FER_RETRY_SECONDS``.
+Settings: the bundle's ``manifest.json``, overridden by ``FER_BACKEND`` (``optimizer`` or ``cpu``),
+``FER_MODEL_NAME``, ``FER_FIFO_PATH``, ``FER_MAX_FRAMES`` (0: forever) and ``FER_RETRY_SECONDS``.
 """
 
 from __future__ import annotations

@@ -1,22 +1,12 @@
 """``python -m fer_utils deeplens-package MODEL --output bundle.zip``: the Lambda zip DeepLens expects.
 
-A DeepLens project pairs a Lambda function (a zip uploaded to AWS Lambda, Python 3.7 runtime,
-deployed by Greengrass) with a model imported into DeepLens (a frozen TensorFlow graph from an S3
-bucket whose name starts with ``deeplens``, copied to ``/opt/awscam/artifacts`` on deployment).
-The zip holds, at its root:
-
-* ``lambda_function.py`` (handler ``lambda_function.function_handler``; importing it starts the
-  loop) and ``inference_lambda.py``, ``project_stream.py``, ``cpu_model.py`` beside it;
-* ``face_detection.py`` from this package, so the device needs no ``fer_utils``;
-* ``haarcascade_frontalface_default.xml``, the cascade that file uses;
-* ``<model name>.pb``, the frozen graph (:func:`fer_utils.edge.export.export_frozen_graph`), which is
-  also the file to import as the DeepLens model, and ``class_names.json`` in output order;
-* for the CPU backend, the ``.keras`` or ``.tflite`` model the Lambda runs with TensorFlow;
-* ``manifest.json``: handler, runtime, model name, input and output tensors, backend, the source
-  model's checksum, and the graph's operations that DeepLens's optimizer does not document.
-
-The zip is written under a temporary name and moved into place, so a failed run never leaves a
-half-written bundle where a good one was.
+A DeepLens project pairs a Lambda (a zip, Python 3.7, deployed by Greengrass) with a model imported
+from an S3 bucket named ``deeplens...``. The zip holds, at its root: ``lambda_function.py`` (handler
+``lambda_function.function_handler``) with the inference, stream, CPU-model and face-detection
+modules beside it, so the device needs no ``fer_utils``; the Haar cascade; ``<model name>.pb`` (also
+the file to import as the DeepLens model) and ``class_names.json``; for the CPU backend, the
+``.keras`` or ``.tflite`` model; and ``manifest.json`` (handler, runtime, model name, tensors,
+backend, source checksum, undocumented operations). The zip is written atomically.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """The DeepLens project stream: annotated frames written as JPEGs to a FIFO, in a background thread.
 
-On the device, a Lambda shows its output by writing JPEG frames to the FIFO ``/tmp/results.mjpeg``
-(the only writable place is ``/tmp``); the DeepLens project stream and ``mplayer -demuxer lavf
--lavfdopts format=mjpeg:probesize=32 /tmp/results.mjpeg`` read from it. Opening a FIFO for
-writing blocks until a reader opens it, so, as in AWS's ``LocalDisplay`` sample class, the
-writing happens in its own thread and the inference loop never waits for a viewer.
-
-Unlike the sample, which rewrites the same frame in a busy loop, this writer sends each new frame
-once (frames that arrive while nobody reads are replaced, not queued), writes in binary mode, and
-survives a viewer that closes the stream (it waits for the next one). Runs on the device's Python
-3.7, so it uses nothing newer.
+On the device, a Lambda shows its output by writing JPEGs to ``/tmp/results.mjpeg``, read by the
+project stream or ``mplayer -demuxer lavf -lavfdopts format=mjpeg:probesize=32 /tmp/results.mjpeg``.
+Opening a FIFO blocks until a reader comes, so writing has its own thread (as in AWS's
+``LocalDisplay`` sample); each new frame is sent once (unread frames are replaced, not queued), and
+a viewer that leaves is waited for again. Python 3.7, like the device.
 """
 
 from __future__ import annotations

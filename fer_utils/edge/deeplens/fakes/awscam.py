@@ -1,27 +1,13 @@
 """Fake of the AWS DeepLens device library ``awscam``, for tests off the device.
 
-Follows the AWS DeepLens Developer Guide (awsdocs/aws-deeplens-user-guide):
-
-* ``awscam.getLastFrame()`` ("awscam.getLastFrame Function") returns ``(ret, video_frame)``:
-  ``ret`` says whether the call succeeded, ``video_frame`` is a ``numpy.ndarray`` (a BGR uint8
-  frame, 1920x1080 from the DeepLens camera). The stream "runs constantly", so the fake loops its
-  video file; told to fail from call ``k`` on, it returns ``(False, None)`` like a camera that
-  has gone away.
-* ``awscam.Model(model_topology_file, loading_config, runtime=0)`` ("Model Class Constructor"):
-  the path is the optimised ``.xml`` that ``mo.optimize`` returned; ``loading_config`` is
-  ``{"GPU": 1}`` (GPU) or ``{"GPU": 0}`` (CPU); runtime 0 is Intel DLDT, 1 the Neo runtime
-  (not faked).
-* ``model.doInference(video_frame)`` ("model.doInference Method") returns a dict keyed by the
-  output layer's name, whose value holds the probabilities over the labels, e.g.
-  ``{'SoftMax_67': array([...], dtype=float32)}``.
-* ``model.parseResult(model_type, raw_infer_result)`` ("model.parseResult Method") returns
-  ``{model_type: [{"label": ..., "prob": ...}, ...]}``, highest probability first; valid types are
-  ``classification``, ``ssd`` and ``segmentation`` (only ``classification`` is faked). Labels are
-  the class indices (the samples look them up in an ``{int: name}`` map).
-
-The fake really runs the network: it reads the frozen TensorFlow graph (``.pb``) that the fake
-``mo.optimize`` recorded in the ``.xml`` and evaluates it with TensorFlow on the CPU. A frame whose
-size differs from the optimised input size is refused, as the fixed-shape optimised model would.
+Reproduces the calls of the AWS DeepLens Developer Guide (awsdocs/aws-deeplens-user-guide):
+``getLastFrame()`` returns ``(ret, BGR uint8 frame)`` from a looped video (``(False, None)`` once a
+configured failure starts); ``Model(xml_path, {"GPU": 1 or 0}, runtime=0)`` loads what the fake
+``mo.optimize`` wrote; ``doInference(frame)`` returns ``{output layer: probabilities}``;
+``parseResult("classification", raw)`` returns ``{"classification": [{"label": index, "prob": p},
+...]}``, most probable first (other model types and runtimes are not faked). The network really
+runs: the frozen ``.pb`` named in the ``.xml`` is evaluated with TensorFlow on the CPU, and a frame
+not of the optimised input size is refused, as on the device.
 """
 
 from __future__ import annotations

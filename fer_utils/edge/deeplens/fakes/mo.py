@@ -1,22 +1,12 @@
 """Fake of the AWS DeepLens model optimizer module ``mo``, for tests off the device.
 
-Follows the AWS DeepLens Developer Guide, "mo.optimize Method" and "Model Optimization (mo)
-Module" (awsdocs/aws-deeplens-user-guide, ``deeplens-model-optimizer-api-methods.md`` and
-``deeplens-model-optimizer-api-functions_and_objects.md``), and the head-pose sample Lambda
-there (``mo.optimize("frozen_model", 84, 84, platform='tf')`` for a frozen TensorFlow graph):
-
-* ``mo.optimize(model_name, input_width, input_height, platform, aux_inputs)`` returns
-  ``(error, model_path)``; ``model_name`` is the artifact's file name without extension, looked
-  up in ``/opt/awscam/artifacts`` (where DeepLens puts an imported model); ``input_width`` and
-  ``input_height`` must be integers from 0 to 1024;
-* error codes: 0 success, 1 platform not supported, 2 model optimizer failed;
-* ``model_path`` is the optimised model (an Intel IR ``.xml``) that ``awscam.Model`` loads.
-
-The fake does not convert anything: for ``platform='tf'`` it checks that ``<model_name>.pb``
-exists and writes a small ``<model_name>.xml`` that names it, which the fake ``awscam.Model``
-reads to run the frozen graph with TensorFlow. The artifacts folder is ``$AWSCAM_ARTIFACTS_DIR``
-when set (tests), else the device's ``/opt/awscam/artifacts``. MXNet and Caffe models, which the
-real optimizer also accepts, are not faked.
+Follows the DeepLens Developer Guide's "mo.optimize Method" (awsdocs/aws-deeplens-user-guide):
+``mo.optimize(model_name, input_width, input_height, platform, aux_inputs)`` returns
+``(error, model_path)``, error 0 success, 1 platform not supported, 2 optimizer failed; sides must
+be integers 0-1024; ``model_name`` is a file stem in the artifacts folder. Nothing is converted: for
+``platform='tf'`` the fake checks that ``<model_name>.pb`` exists and writes a small ``.xml`` naming
+it, which the fake ``awscam.Model`` runs. Artifacts folder: ``$AWSCAM_ARTIFACTS_DIR`` or
+``/opt/awscam/artifacts``. MXNet and Caffe are not faked.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """Fake of the AWS IoT Greengrass Core SDK for Python (``greengrasssdk``), for tests off the device.
 
-Follows the real SDK (aws-greengrass-core-sdk-python, ``greengrasssdk/__init__.py`` and
-``greengrasssdk/IoTDataPlane.py``):
-
-* ``client(client_type, *args, **kwargs)`` returns a client for ``'iot-data'`` (and, in the real
-  SDK, ``'lambda'``, ``'secretsmanager'``, ``'streammanager'``) and raises for an unknown type;
-* ``Client.publish(**kwargs)`` takes keyword arguments only: ``topic`` (required; the real SDK
-  raises ``ValueError`` naming the missing parameter), ``payload`` (bytes, a string, or a
-  seekable file-like object; default ``b''``) and ``queueFullPolicy`` (``''``, ``'BestEffort'``
-  or ``'AllOrException'``; anything else raises ``ValueError``). It returns ``None``.
-
-Instead of handing the message to the Greengrass router, the fake records it in
-:data:`published`, so a test can assert exactly what a Lambda sent to AWS IoT; with
-``GREENGRASSSDK_FAKE_ECHO=1`` it also prints each message (a dry run from the shell).
+Follows aws-greengrass-core-sdk-python: ``client('iot-data')`` (other types raise) returns a
+client whose ``publish(topic=..., payload=b'', queueFullPolicy='')`` takes keyword arguments only,
+raises ``ValueError`` for a missing topic or an unknown policy, and returns ``None``. Messages are
+recorded in :data:`published` for tests to assert on; ``GREENGRASSSDK_FAKE_ECHO=1`` also prints them.
 """
 
 from __future__ import annotations
