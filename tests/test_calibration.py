@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
 from fer_utils.analysis.calibration import (
-    HELPS_RULE,
     TemperatureScaling,
     apply_temperature,
     cross_fitted_effect,
     decide_temperature,
+    decision_table,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
     out_of_fold_scaled,
-    record_temperature,
     reliability_bins,
     with_temperature,
 )
@@ -142,14 +139,23 @@ def test_private_test_is_reported_when_given():
     assert decision.private_test["after"]["accuracy"] == decision.private_test["before"]["accuracy"]
 
 
-def test_record_temperature_merges_into_the_sidecar(tmp_path):
-    model_path = tmp_path / "m.keras"
-    model_path.with_suffix(".json").write_text(json.dumps({"class_names": ["a", "b"], "epochs_run": 3}))
-    overconfident, _, labels = sampled_problem(n=1000)
-    record_temperature(model_path, decide_temperature(overconfident, labels))
-    sidecar = json.loads(model_path.with_suffix(".json").read_text())
-    assert sidecar["epochs_run"] == 3 and sidecar["temperature"] > 1.5
-    assert sidecar["calibration"]["helps"] is True and sidecar["calibration"]["rule"] == HELPS_RULE
+def test_decision_table_has_one_row_per_model_and_private_columns_when_measured():
+    overconfident, calibrated, labels = sampled_problem(n=2000)
+    decisions = {
+        "needs scaling": decide_temperature(overconfident, labels),
+        "calibrated": decide_temperature(calibrated, labels),
+    }
+    table = decision_table(decisions)
+    assert list(table.index) == ["needs scaling", "calibrated"]
+    assert table["helps"].tolist() == [True, False]
+    assert table.loc["calibrated", "T to use"] == 1.0
+    assert table.loc["needs scaling", "T to use"] == table.loc["needs scaling", "fitted T"] > 1.5
+    assert "PrivateTest ECE before" not in table
+    with_private = decide_temperature(
+        overconfident[:1000], labels[:1000], overconfident[1000:], labels[1000:]
+    )
+    table = decision_table({"m": with_private})
+    assert table.loc["m", "PrivateTest ECE after"] < table.loc["m", "PrivateTest ECE before"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,26 @@ def test_min_face_fraction_drops_small_faces(sample_faces) -> None:
     assert len(FaceDetector(min_face_fraction=0.5).detect(frame)) == 0  # the face is 150/480 of the height
 
 
+def test_min_face_is_in_frame_pixels_whatever_the_detection_width(sample_faces) -> None:
+    frame, _ = frame_with_faces([sample_faces[0]], [(300, 200)])  # a 150-pixel face
+    for width in (None, 320):
+        assert len(FaceDetector(detection_width=width, min_face=200).detect(frame)) == 0
+        assert len(FaceDetector(detection_width=width, min_face=100).detect(frame)) == 1
+
+
+def test_a_small_face_needs_a_smaller_min_face_than_the_default(sample_faces) -> None:
+    frame, pasted = frame_with_faces([sample_faces[0]], [(300, 200)], side=64)
+    assert len(FaceDetector().detect(frame)) == 0  # under 15% of the 480-pixel height
+    boxes = FaceDetector(detection_width=0, min_face=32).detect(frame)
+    assert len(boxes) == 1 and box_iou(pasted, boxes)[0, 0] > 0.3
+
+
+@pytest.mark.parametrize("options", [{"min_face": 0}, {"detection_width": -1}])
+def test_bad_detection_options_are_refused(options) -> None:
+    with pytest.raises(ValueError, match=next(iter(options))):
+        FaceDetector(**options)
+
+
 def test_crops_are_grey_uint8_48x48_with_the_face_pixels(sample_faces) -> None:
     frame, pasted = frame_with_faces([sample_faces[0]], [(100, 100)])
     crops = crop_faces(frame, pasted, margin=0.0)

@@ -216,7 +216,14 @@ def test_default_model_prefers_mini_xception_7_and_missing_is_clear(
 
 
 @pytest.mark.parametrize(
-    "option, value", [("--smoothing", "1.5"), ("--margin", "-0.1"), ("--max-frames", "0")]
+    "option, value",
+    [
+        ("--smoothing", "1.5"),
+        ("--margin", "-0.1"),
+        ("--max-frames", "0"),
+        ("--detect-width", "-1"),
+        ("--min-face", "0"),
+    ],
 )
 def test_bad_options_exit_2(option, value, clip, model_path, tmp_path, capsys) -> None:
     assert (
@@ -322,6 +329,8 @@ def _args(input_spec: str, model_path, output_dir) -> Namespace:
         output_dir=str(output_dir),
         smoothing=0.5,
         margin=0.0,
+        detect_width=320,
+        min_face=None,
         max_frames=None,
         mqtt_host=None,
         mqtt_port=1883,

@@ -10,7 +10,6 @@ reported, never used to decide.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 import keras
@@ -20,7 +19,6 @@ from scipy.optimize import minimize_scalar
 from sklearn.model_selection import KFold
 
 from fer_utils.models.layers import PROBABILITY_FLOOR, TemperatureScaling
-from fer_utils.models.saving import update_metadata
 
 DEFAULT_BINS = 15
 #: Search range of the temperature (log-spaced); real models land between about 0.5 and 3.
@@ -28,10 +26,10 @@ TEMPERATURE_BOUNDS = (0.05, 20.0)
 #: The smallest relative drop of held-out NLL, in every cross-fitting fold, that counts as help.
 MIN_RELATIVE_NLL_GAIN = 0.005
 HELPS_RULE = (
-    "the temperature is written into the model's metadata only when scaling lowers the held-out "
+    "a temperature other than 1.0 is recommended only when scaling lowers the held-out "
     f"negative log-likelihood by at least {100 * MIN_RELATIVE_NLL_GAIN:.1f}% in every fold of the "
     "PublicTest cross-fitting (fit on one half, measure on the other) and does not raise the mean held-out "
-    "ECE; otherwise the metadata says 1.0"
+    "ECE; otherwise the recommendation is 1.0"
 )
 
 
@@ -261,11 +259,25 @@ def decide_temperature(
     )
 
 
-def record_temperature(model_path: str | os.PathLike[str], decision: TemperatureDecision) -> dict:
-    """Write ``temperature`` (the one to use, 1.0 when it does not help) and the evidence to the sidecar."""
-    return update_metadata(
-        model_path, {"temperature": decision.temperature_to_use, "calibration": decision.as_dict()}
-    )
+def decision_table(decisions: dict[str, TemperatureDecision]) -> pd.DataFrame:
+    """One row per model: fitted T, the cross-fitted evidence, PrivateTest where measured, the verdict.
+
+    So that several models' temperature decisions read side by side (notebook 06, section 5).
+    """
+    rows = {}
+    for name, decision in decisions.items():
+        row = {
+            "fitted T": decision.temperature,
+            "cross-fit NLL before": decision.cross_fit_nll_before,
+            "cross-fit NLL after": decision.cross_fit_nll_after,
+            "cross-fit ECE before": decision.cross_fit_ece_before,
+            "cross-fit ECE after": decision.cross_fit_ece_after,
+        }
+        if decision.private_test:
+            row["PrivateTest ECE before"] = decision.private_test["before"]["ece"]
+            row["PrivateTest ECE after"] = decision.private_test["after"]["ece"]
+        rows[name] = {**row, "helps": decision.helps, "T to use": decision.temperature_to_use}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 # --------------------------------------------------------------------------------------------

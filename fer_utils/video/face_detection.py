@@ -99,8 +99,9 @@ class FaceDetector:
 
     ``detection_width``: frames wider than this are shrunk to it first (the main speed knob; 0 or None
     disables it). ``scale_factor`` and ``min_neighbors``: the cascade's own parameters.
-    ``min_face_fraction``: the smallest face reported, as a fraction of the frame's shorter side. The
-    defaults trade a little recall for speed (``benchmarks/bench_face_detection.py``).
+    ``min_face_fraction``: the smallest face reported, as a fraction of the frame's shorter side;
+    ``min_face``, in the frame's pixels, replaces it when given. The defaults trade a little recall
+    for speed (``benchmarks/bench_face_detection.py``).
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class FaceDetector:
         scale_factor: float = 1.2,
         min_neighbors: int = 4,
         min_face_fraction: float = 0.15,
+        min_face: int | None = None,
     ) -> None:
         path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
         if not path.is_file():
@@ -124,11 +126,16 @@ class FaceDetector:
             raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
         if not 0.0 <= min_face_fraction < 1.0:
             raise ValueError(f"min_face_fraction must be in [0, 1), got {min_face_fraction}")
+        if min_face is not None and min_face < 1:
+            raise ValueError(f"min_face must be at least 1 pixel, got {min_face}")
+        if detection_width is not None and detection_width < 0:
+            raise ValueError(f"detection_width must be >= 0 (0: the full frame), got {detection_width}")
         self.cascade_path = path
         self.detection_width = detection_width
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face_fraction = min_face_fraction
+        self.min_face = min_face
 
     def _detection_image(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """The grey, downscaled image the cascade scans, and the factor back to frame pixels."""
@@ -149,7 +156,7 @@ class FaceDetector:
             grey,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
-            minSize=self._min_size(grey),
+            minSize=self._min_size(grey, scale),
         )
         return self._to_frame_boxes(found, scale, frame.shape)
 
@@ -163,7 +170,7 @@ class FaceDetector:
         """
         frame = _check_frame(frame_bgr)
         grey, scale = self._detection_image(frame)
-        min_size = (max(1, round(min_side / scale)),) * 2 if min_side else self._min_size(grey)
+        min_size = (max(1, round(min_side / scale)),) * 2 if min_side else self._min_size(grey, scale)
         found, _, weights = self.classifier.detectMultiScale3(
             grey,
             scaleFactor=self.scale_factor,
@@ -174,8 +181,12 @@ class FaceDetector:
         scores = np.asarray(weights, dtype=np.float64).reshape(-1)[: len(found)]
         return self._to_frame_boxes(found, scale, frame.shape), scores
 
-    def _min_size(self, grey: np.ndarray) -> tuple[int, int]:
-        side = max(1, int(round(self.min_face_fraction * min(grey.shape[:2]))))
+    def _min_size(self, grey: np.ndarray, scale: float) -> tuple[int, int]:
+        """The cascade's smallest window, in the pixels of the (possibly shrunk) image it scans."""
+        if self.min_face is not None:
+            side = max(1, round(self.min_face / scale))
+        else:
+            side = max(1, int(round(self.min_face_fraction * min(grey.shape[:2]))))
         return side, side
 
     @staticmethod

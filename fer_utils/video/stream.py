@@ -306,12 +306,23 @@ def _end_of_source(source: VideoSource, frames_read: int) -> tuple[str, bool]:
 
 
 def build_recognizer(
-    model_path: Path, smoothing: float | None, margin: float = DEFAULT_CROP_MARGIN
+    model_path: Path,
+    smoothing: float | None,
+    margin: float = DEFAULT_CROP_MARGIN,
+    detector: FaceDetector | None = None,
 ) -> EmotionRecognizer:
+    """The recogniser the ``video`` command runs: the model, a detector (default settings unless
+    given), optional smoothing per tracked face, and the crop margin."""
     from fer_utils.video.recognition import KerasFaceClassifier
 
     smoother = ProbabilitySmoother(alpha=smoothing) if smoothing is not None else None
-    return EmotionRecognizer(KerasFaceClassifier.from_file(model_path), FaceDetector(), smoother, margin)
+    classifier = KerasFaceClassifier.from_file(model_path)
+    return EmotionRecognizer(classifier, detector or FaceDetector(), smoother, margin)
+
+
+def detector_from_args(args: argparse.Namespace) -> FaceDetector:
+    """The face detector of ``--detect-width`` and ``--min-face``; ValueError names a bad value."""
+    return FaceDetector(detection_width=args.detect_width, min_face=args.min_face)
 
 
 def _connect_publisher(args: argparse.Namespace) -> MqttPublisher | None:
@@ -381,6 +392,12 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         return _fail(EXIT_BAD_INPUT, f"--smoothing must be in (0, 1], got {args.smoothing}")
     if not 0.0 <= args.margin <= 1.0:
         return _fail(EXIT_BAD_INPUT, f"--margin must be in [0, 1], got {args.margin}")
+    if args.detect_width < 0:
+        return _fail(
+            EXIT_BAD_INPUT, f"--detect-width must be 0 (the full frame) or more, got {args.detect_width}"
+        )
+    if args.min_face is not None and args.min_face < 1:
+        return _fail(EXIT_BAD_INPUT, f"--min-face must be at least 1 pixel, got {args.min_face}")
     if args.max_frames is not None and args.max_frames < 1:
         return _fail(EXIT_BAD_INPUT, f"--max-frames must be at least 1, got {args.max_frames}")
     try:
@@ -389,7 +406,7 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         return _fail(EXIT_BAD_INPUT, error)
     try:
         model_path = Path(args.model) if args.model else find_default_model()
-        recognizer = build_recognizer(model_path, args.smoothing, args.margin)
+        recognizer = build_recognizer(model_path, args.smoothing, args.margin, detector_from_args(args))
         publisher = _connect_publisher(args)
     except (FileNotFoundError, ValueError) as error:
         source.capture.release()
@@ -481,6 +498,20 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_CROP_MARGIN,
         help="crop margin around each detected face, as a fraction of its size (default: %(default)s)",
+    )
+    video.add_argument(
+        "--detect-width",
+        type=int,
+        default=320,
+        metavar="PX",
+        help="detect faces on a copy of the frame shrunk to this width; 0: the full frame "
+        "(finds smaller faces, costs more time; default: %(default)s)",
+    )
+    video.add_argument(
+        "--min-face",
+        type=int,
+        metavar="PX",
+        help="smallest face side to report, in the frame's pixels (default: 15%% of its shorter side)",
     )
     video.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     video.add_argument("--mqtt-host", help="publish one JSON message per frame to this MQTT broker")
