@@ -11,9 +11,13 @@ import pytest
 from fer_utils.analysis.comparison import (
     PHASE_MODEL_NAMES,
     comparison_row,
+    crowd_label_row,
     find_phase_models,
     inference_images_per_second,
+    saved_model_row,
 )
+from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.models.saving import save_model_with_metadata
 
 
 def tiny_model() -> keras.Model:
@@ -51,3 +55,38 @@ def test_comparison_row_reads_the_sidecar_and_leaves_unknowns_empty(tmp_path):
     assert row["size on disk (MB)"] == 2.5 and row["inference (images/s)"] == 1234
     bare = comparison_row("x", path, json.loads("{}"), 0.5, 0.1, 1.0)
     assert bare["epochs run"] is None and bare["training (min)"] is None and bare["parameters"] is None
+
+
+def test_crowd_label_row_scores_a_saved_model_on_the_crowds_labels(tmp_path):
+    path = save_model_with_metadata(
+        tiny_model(), tmp_path / "m.keras", {"class_names": list(FER2013_CLASSES), "data_sha256": "abc"}
+    )
+    faces = np.zeros((4, 48, 48), dtype=np.uint8)
+    majority = np.array([1, 0, 7, -1])  # FER+ Happiness, Neutral, Contempt, none: two images scored
+    predicted = np.eye(7)[[3, 3, 3, 3]]  # Happy for every face: right on the first, wrong on the second
+    row = crowd_label_row(path, faces, majority, "abc", trained_on="FER2013 labels", probabilities=predicted)
+    assert row["accuracy on the crowd's labels"] == 0.5 and row["images"] == 2
+    assert row["trained on"] == "FER2013 labels" and row["trained on this data file"] is True
+    assert row["MMAC per face"] >= 0
+    measured = crowd_label_row(path, faces, majority, "other", trained_on="FER2013 labels")
+    assert (
+        0 <= measured["accuracy on the crowd's labels"] <= 1
+        and measured["trained on this data file"] is False
+    )
+
+
+def test_saved_model_row_measures_the_model_and_checks_its_data_file(tmp_path, make_rows):
+    path = save_model_with_metadata(
+        tiny_model(),
+        tmp_path / "m.keras",
+        {"class_names": list(FER2013_CLASSES), "data_sha256": "abc", "epochs_run": 3},
+    )
+    public = make_rows(14, usage="PublicTest")
+    row = saved_model_row("tiny", path, public, "abc", public.images[:8])
+    assert row["model"] == "tiny" and row["classes"] == 7 and row["epochs run"] == 3
+    assert 0 <= row["PublicTest accuracy"] <= 1 and 0 <= row["PublicTest ECE"] <= 1
+    assert row["inference (images/s)"] > 0 and row["trained on this data file"] is True
+    assert (
+        saved_model_row("tiny", path, public, "other", public.images[:8])["trained on this data file"]
+        is False
+    )

@@ -14,7 +14,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from fer_utils.analysis.calibration import expected_calibration_error
+from fer_utils.analysis.evaluation import evaluate_split, predict_probabilities
+from fer_utils.data.fer2013 import FERDataset
+from fer_utils.data.ferplus import crowd_label_accuracy
 from fer_utils.data.preprocessing import as_model_input
+from fer_utils.models.cost import model_macs
+from fer_utils.models.saving import load_model_with_metadata
 
 #: The saved models notebook 06 compares, in order (``models/<name>.keras``): the three phases
 #: (phase 3 also at the authors' 64x64 input), the own model of notebook 08 and its distilled student. Not the FER+ models, whose 8 classes and
@@ -81,3 +87,45 @@ def comparison_row(
         "size on disk (MB)": round(Path(model_path).stat().st_size / 1e6, 2),
         "inference (images/s)": round(images_per_second),
     }
+
+
+def crowd_label_row(
+    model_path: str | os.PathLike[str],
+    images: np.ndarray,
+    ferplus_majority: np.ndarray,
+    data_sha256: str | None,
+    *,
+    trained_on: str,
+    probabilities: np.ndarray | None = None,
+) -> dict:
+    """A saved model scored on the crowd's majority labels (notebook 09), FER2013- and FER+-trained alike:
+    accuracy, images scored, MMAC per face, and whether it was trained on the file hashed ``data_sha256``.
+    ``probabilities`` already computed for ``images`` (a recorded evaluation) spare the prediction."""
+    model, metadata = load_model_with_metadata(model_path, compile=False)
+    if probabilities is None:
+        probabilities = predict_probabilities(model, images)
+    accuracy, scored = crowd_label_accuracy(probabilities, tuple(metadata["class_names"]), ferplus_majority)
+    return {
+        "trained on": trained_on,
+        "accuracy on the crowd's labels": accuracy,
+        "images": scored,
+        "MMAC per face": round(model_macs(model) / 1e6, 1),
+        "trained on this data file": metadata.get("data_sha256") == data_sha256,
+    }
+
+
+def saved_model_row(
+    name: str,
+    model_path: str | os.PathLike[str],
+    dataset: FERDataset,
+    data_sha256: str | None,
+    timed_faces: np.ndarray,
+) -> dict:
+    """:func:`comparison_row` for a saved model measured here on ``dataset`` (PublicTest): accuracy, ECE,
+    speed on ``timed_faces``, and whether it was trained on the file hashed ``data_sha256`` (notebook 10)."""
+    model, metadata = load_model_with_metadata(model_path)
+    evaluation = evaluate_split(model, dataset, tuple(metadata["class_names"]), "PublicTest")
+    ece = expected_calibration_error(evaluation.probabilities, evaluation.labels)
+    speed = inference_images_per_second(model, timed_faces)
+    row = comparison_row(name, model_path, metadata, evaluation.accuracy, ece, speed)
+    return {**row, "trained on this data file": metadata.get("data_sha256") == data_sha256}
