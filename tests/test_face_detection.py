@@ -108,3 +108,14 @@ def test_bad_frames_are_rejected() -> None:
         FaceDetector().detect(np.zeros((10, 10, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="non-empty"):
         FaceDetector().detect(np.zeros((0, 10, 3), dtype=np.uint8))
+
+
+def test_aspect_stretches_the_crop_about_the_centre_and_a_negative_margin_crops_inside() -> None:
+    box = np.array([[100, 100, 100, 100]])
+    x0, y0, x1, y1 = expand_boxes(box, 0.0, (480, 640), aspect=1.2)[0]
+    assert (x0, x1) == (100, 200) and (y0, y1) == (90, 210)
+    x0, y0, x1, y1 = expand_boxes(box, -0.1, (480, 640))[0]
+    assert (x0, y0, x1, y1) == (110, 110, 190, 190)
+    for margin, aspect in [(-0.5, 1.0), (0.1, 0.0)]:
+        with pytest.raises(ValueError, match="margin must be above -0.5 and aspect above 0"):
+            expand_boxes(box, margin, (480, 640), aspect=aspect)

@@ -213,3 +213,17 @@ def test_analyse_video_on_a_missing_file_fails_before_writing(tmp_path, clip) ->
         video_evaluation.analyse_video(tmp_path / "missing.mp4", clip["model"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert cv2.imread(str(clip["folder"] / "out" / "clip_mood.png")) is not None
+
+
+def test_registration_sweep_scores_every_crop_setting_on_the_detected_faces() -> None:
+    from helpers.tiny_models import tiny_cnn
+
+    faces, labels = detectable_sample_faces(6)
+    table = video_evaluation.registration_sweep(
+        tiny_cnn(), faces, labels, margins=[-0.1, 0.0, 0.2], aspects=[1.0, 1.2]
+    )
+    assert len(table) == 1 + 3 * 2 and table.index[0] == "original crops"
+    assert table["faces detected"].iloc[0] == 6 and (table["faces detected"].iloc[1:] >= 5).all()
+    assert table["accuracy"].between(0, 1).all()
+    assert (table["accuracy, classes present"] >= table["accuracy"]).all()
+    assert set(table["margin"].dropna()) == {-0.1, 0.0, 0.2} and set(table["aspect"].dropna()) == {1.0, 1.2}

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_utils.analysis.evaluation import predict_probabilities
+from fer_utils.video.face_detection import FaceDetector, crop_faces
 from fer_utils.video.recognition import DEFAULT_CROP_MARGIN, EmotionRecognizer, match_boxes
 from fer_utils.video.stream import (
     FrameSinks,
@@ -30,6 +32,7 @@ from fer_utils.video.stream import (
     output_paths,
     process_stream,
 )
+from fer_utils.video.synthetic import single_face_frames
 from fer_utils.video.timeline import TimelineWriter, read_timeline, save_mood_plot
 
 #: The stages ``process_stream`` times, in the order a frame meets them.
@@ -233,4 +236,63 @@ def accuracy_comparison(per_face: pd.DataFrame) -> dict:
         if len(detected)
         else float("nan"),
         "video_cost_points": 100 * (still_on_detected - video_per_face),
+    }
+
+
+def registration_sweep(
+    model,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    margins: Sequence[float],
+    aspects: Sequence[float] = (1.0,),
+    *,
+    face_size: int = 140,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Accuracy on detected faces for each crop margin and aspect, to set how the video path crops.
+
+    Each face is pasted alone into a 640x480 frame (:func:`~fer_utils.video.synthetic.single_face_frames`),
+    found by the cascade at full resolution, cropped every way and classified by ``model``. One row
+    per setting; ``accuracy, classes present`` only lets the model choose among the classes that
+    occur in ``labels`` (a data set without Neutral, for example), and the first row is the
+    original crops, for reference.
+    """
+    detector = FaceDetector(detection_width=0, min_face=face_size // 2)
+    settings = [(float(margin), float(aspect)) for margin in margins for aspect in aspects]
+    crops: dict[tuple[float, float], list[np.ndarray]] = {setting: [] for setting in settings}
+    found = []
+    for index, (frame, square) in enumerate(single_face_frames(faces, face_size, seed=seed)):
+        frame_bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        boxes = detector.detect(frame_bgr)
+        match = match_boxes(square[None], boxes, 0.3)
+        if not match:
+            continue
+        found.append(index)
+        for margin, aspect in settings:
+            crops[(margin, aspect)].append(
+                crop_faces(frame_bgr, boxes[[match[0][1]]], margin, aspect=aspect)[0]
+            )
+    labels = np.asarray(labels)
+    rows = [_registration_row("original crops", model, np.asarray(faces), labels)]
+    for (margin, aspect), cropped in crops.items():
+        row = _registration_row(
+            f"margin {margin:+.2f}, aspect {aspect:.2f}",
+            model,
+            np.stack(cropped),
+            labels[found],
+        )
+        rows.append({**row, "margin": margin, "aspect": aspect})
+    table = pd.DataFrame(rows).set_index("crop")
+    table.insert(0, "faces detected", [len(faces)] + [len(found)] * len(settings))
+    return table
+
+
+def _registration_row(name: str, model, faces: np.ndarray, labels: np.ndarray) -> dict:
+    probabilities = predict_probabilities(model, faces.reshape(-1, faces.shape[1], faces.shape[2], 1))
+    present = np.unique(labels)
+    within_present = present[probabilities[:, present].argmax(axis=1)]
+    return {
+        "crop": name,
+        "accuracy": float((probabilities.argmax(axis=1) == labels).mean()),
+        "accuracy, classes present": float((within_present == labels).mean()),
     }

@@ -53,15 +53,23 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 DEFAULT_CROP_MARGIN = 0.0
 
 
-def expand_boxes(boxes: np.ndarray, margin: float, frame_shape: tuple[int, ...]) -> np.ndarray:
+def expand_boxes(
+    boxes: np.ndarray, margin: float, frame_shape: tuple[int, ...], aspect: float = 1.0
+) -> np.ndarray:
     """Grow (x, y, w, h) boxes by ``margin`` of their size on every side, clipped to the frame.
 
-    Returned as (x0, y0, x1, y1) corners, so a box at the frame edge simply loses the part of its
-    margin that falls outside rather than being padded with invented pixels.
+    ``aspect`` then scales each box's height against its width about its centre (1 keeps the box's
+    shape; above 1 takes in more forehead and chin); a negative ``margin`` crops inside the box. Returned as
+    (x0, y0, x1, y1) corners: a box at the frame edge loses the part that falls outside rather than
+    being padded with invented pixels.
     """
+    if not -0.5 < margin or aspect <= 0:
+        raise ValueError(f"margin must be above -0.5 and aspect above 0, got {margin} and {aspect}")
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     height, width = frame_shape[:2]
-    pad_x, pad_y = boxes[:, 2] * margin, boxes[:, 3] * margin
+    crop_width = boxes[:, 2] * (1 + 2 * margin)
+    pad_x = (crop_width - boxes[:, 2]) / 2
+    pad_y = (crop_width * aspect * boxes[:, 3] / boxes[:, 2].clip(min=1) - boxes[:, 3]) / 2
     x0 = np.clip(np.floor(boxes[:, 0] - pad_x), 0, width)
     y0 = np.clip(np.floor(boxes[:, 1] - pad_y), 0, height)
     x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2] + pad_x), 0, width)
@@ -70,7 +78,11 @@ def expand_boxes(boxes: np.ndarray, margin: float, frame_shape: tuple[int, ...])
 
 
 def crop_faces(
-    frame_bgr: np.ndarray, boxes: np.ndarray, margin: float = DEFAULT_CROP_MARGIN, size: int = FACE_SIZE
+    frame_bgr: np.ndarray,
+    boxes: np.ndarray,
+    margin: float = DEFAULT_CROP_MARGIN,
+    size: int = FACE_SIZE,
+    aspect: float = 1.0,
 ) -> np.ndarray:
     """Grey ``size`` x ``size`` crops of each (x, y, w, h) box, as uint8 ``(N, size, size, 1)``.
 
@@ -79,9 +91,7 @@ def crop_faces(
     box, closer to how FER2013 faces were framed; it is clipped at the frame edges.
     """
     frame = _check_frame(frame_bgr)
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    corners = expand_boxes(boxes, margin, frame.shape)
+    corners = expand_boxes(boxes, margin, frame.shape, aspect)
     crops = np.empty((len(corners), size, size, 1), dtype=np.uint8)
     for index, (x0, y0, x1, y1) in enumerate(corners):
         if x1 <= x0 or y1 <= y0:

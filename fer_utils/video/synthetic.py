@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +195,28 @@ def score_against_ground_truth(timeline_df: pd.DataFrame, ground_truth: dict, mi
     }
 
 
+def single_face_frames(
+    faces: np.ndarray, face_size: int = 140, background: str = "blur", seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each face alone, upscaled to ``face_size`` at a random place in a grey 640x480 frame.
+
+    Yields the frame and the true (x, y, w, h) square; the same seed gives the same frames.
+    """
+    layout = VideoLayout(background=background, seed=seed, face_size_range=(face_size, face_size))
+    rng = np.random.default_rng(seed)
+    base = _background(layout, rng)
+    width, height = layout.frame_size
+    for face in np.asarray(faces):
+        x, y = int(rng.integers(0, width - face_size)), int(rng.integers(0, height - face_size))
+        frame = base.copy()
+        frame[y : y + face_size, x : x + face_size] = cv2.resize(
+            np.asarray(face).reshape(face.shape[0], face.shape[1]),
+            (face_size, face_size),
+            interpolation=cv2.INTER_CUBIC,
+        )
+        yield frame, np.array([x, y, face_size, face_size])
+
+
 def single_face_detections(
     faces: np.ndarray, detector: FaceDetector, face_size: int = 140, background: str = "blur", seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -203,20 +225,11 @@ def single_face_detections(
     Returns the true squares ``(N, 4)`` and, per face, the detected box overlapping it most
     (IoU >= 0.3), or a row of -1 where the face was missed.
     """
-    layout = VideoLayout(background=background, seed=seed, face_size_range=(face_size, face_size))
-    rng = np.random.default_rng(seed)
-    base = _background(layout, rng)
-    width, height = layout.frame_size
     truth, found = [], []
-    for face in np.asarray(faces):
-        x, y = int(rng.integers(0, width - face_size)), int(rng.integers(0, height - face_size))
-        frame = base.copy()
-        frame[y : y + face_size, x : x + face_size] = cv2.resize(
-            face, (face_size, face_size), interpolation=cv2.INTER_CUBIC
-        )
+    for frame, square in single_face_frames(faces, face_size, background, seed):
         boxes = detector.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
-        truth.append([x, y, face_size, face_size])
-        match = match_boxes(np.array([truth[-1]]), boxes, 0.3)
+        truth.append(square.tolist())
+        match = match_boxes(square[None], boxes, 0.3)
         found.append(boxes[match[0][1]].tolist() if match else [-1, -1, -1, -1])
     return np.array(truth).reshape(-1, 4), np.array(found).reshape(-1, 4)
 
