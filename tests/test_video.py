@@ -219,7 +219,7 @@ def test_default_model_prefers_mini_xception_7_and_missing_is_clear(
     "option, value",
     [
         ("--smoothing", "1.5"),
-        ("--margin", "-0.1"),
+        ("--margin", "-0.5"),
         ("--max-frames", "0"),
         ("--detect-width", "-1"),
         ("--min-face", "0"),

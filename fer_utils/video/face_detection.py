@@ -45,12 +45,10 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-#: Crop margin around the cascade's box, shared by the video command, the recogniser and the
-#: DeepLens Lambda. The Haar box is about the size of a FER2013 face (0.94 of it, centred), so no
-#: margin reproduces the framing the models were trained on best: with the phase-1 CNN on a
-#: composed clip of 244 PublicTest faces, label accuracy on detected faces was 61.7% at margin
-#: 0.0, 54.2% at 0.1 and 47.4% at 0.2 (benchmarks/bench_video.py --margin).
-DEFAULT_CROP_MARGIN = 0.0
+#: Crop margin around the cascade's box, shared by the video command, the photo API and the DeepLens
+#: Lambda: slightly inside the box, the setting with the best mean accuracy over PublicTest faces and
+#: faces of another data set in ``benchmarks/bench_crop.py`` (reports/benchmarks.md, "Crop registration").
+DEFAULT_CROP_MARGIN = -0.05
 
 
 def expand_boxes(

@@ -390,8 +390,8 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
 
     if args.smoothing is not None and not 0.0 < args.smoothing <= 1.0:
         return _fail(EXIT_BAD_INPUT, f"--smoothing must be in (0, 1], got {args.smoothing}")
-    if not 0.0 <= args.margin <= 1.0:
-        return _fail(EXIT_BAD_INPUT, f"--margin must be in [0, 1], got {args.margin}")
+    if not -0.5 < args.margin <= 1.0:
+        return _fail(EXIT_BAD_INPUT, f"--margin must be above -0.5 and at most 1, got {args.margin}")
     if args.detect_width < 0:
         return _fail(
             EXIT_BAD_INPUT, f"--detect-width must be 0 (the full frame) or more, got {args.detect_width}"
@@ -497,7 +497,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--margin",
         type=float,
         default=DEFAULT_CROP_MARGIN,
-        help="crop margin around each detected face, as a fraction of its size (default: %(default)s)",
+        help="crop margin around each detected face, as a fraction of its size; negative: inside it "
+        "(default: %(default)s)",
     )
     video.add_argument(
         "--detect-width",
