@@ -122,6 +122,28 @@ def test_recognizer_batches_all_faces_of_a_frame(sample_faces, n_faces) -> None:
         assert box_iou(np.array([result.box]), pasted).max() > 0.3
 
 
+class CountingDetector(FaceDetector):
+    """The real detector, counting how often it runs."""
+
+    calls = 0
+
+    def detect(self, frame_bgr: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return super().detect(frame_bgr)
+
+
+def test_detect_every_n_frames_keeps_the_boxes_in_between(sample_faces) -> None:
+    frame, pasted = frame_with_faces(list(sample_faces[:2]), [(20, 40), (460, 100)])
+    detector = CountingDetector()
+    recognizer = EmotionRecognizer(CountingClassifier(), detector, detect_every=3)
+    results = [recognizer.recognize(frame) for _ in range(7)]
+    assert detector.calls == 3  # frames 0, 3 and 6
+    assert all([r.box for r in frame_results] == [r.box for r in results[0]] for frame_results in results)
+    assert len(results[0]) == 2
+    with pytest.raises(ValueError, match="detect_every"):
+        EmotionRecognizer(CountingClassifier(), detector, detect_every=0)
+
+
 def test_recognizer_with_a_keras_model_and_smoothing_keeps_ids(classifier, sample_faces) -> None:
     frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (400, 200)])
     recognizer = EmotionRecognizer(classifier, FaceDetector(), ProbabilitySmoother(alpha=0.3))

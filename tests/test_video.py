@@ -223,6 +223,7 @@ def test_default_model_prefers_mini_xception_7_and_missing_is_clear(
         ("--max-frames", "0"),
         ("--detect-width", "-1"),
         ("--min-face", "0"),
+        ("--detect-every", "0"),
     ],
 )
 def test_bad_options_exit_2(option, value, clip, model_path, tmp_path, capsys) -> None:
@@ -331,6 +332,7 @@ def _args(input_spec: str, model_path, output_dir) -> Namespace:
         margin=0.0,
         detect_width=320,
         min_face=None,
+        detect_every=1,
         max_frames=None,
         mqtt_host=None,
         mqtt_port=1883,

@@ -69,6 +69,8 @@ def analyse_video(
     output_dir: str | os.PathLike[str],
     smoothing: float | None = None,
     margin: float = DEFAULT_CROP_MARGIN,
+    detector: FaceDetector | None = None,
+    detect_every: int = 1,
 ) -> VideoRun:
     """Run ``python -m fer_utils video VIDEO --model MODEL --output-dir DIR`` in-process, timing every stage.
 
@@ -78,7 +80,7 @@ def analyse_video(
     """
     source = open_video_source(str(video_path))
     try:
-        recognizer = build_recognizer(Path(model_path), smoothing, margin)
+        recognizer = build_recognizer(Path(model_path), smoothing, margin, detector, detect_every)
         outputs = output_paths(Path(output_dir), source.name)
         sinks = FrameSinks(
             TimelineWriter(outputs["timeline"]),

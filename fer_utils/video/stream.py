@@ -310,14 +310,15 @@ def build_recognizer(
     smoothing: float | None,
     margin: float = DEFAULT_CROP_MARGIN,
     detector: FaceDetector | None = None,
+    detect_every: int = 1,
 ) -> EmotionRecognizer:
     """The recogniser the ``video`` command runs: the model, a detector (default settings unless
-    given), optional smoothing per tracked face, and the crop margin."""
+    given) run every ``detect_every`` frames, optional smoothing per tracked face, the crop margin."""
     from fer_utils.video.recognition import KerasFaceClassifier
 
     smoother = ProbabilitySmoother(alpha=smoothing) if smoothing is not None else None
     classifier = KerasFaceClassifier.from_file(model_path)
-    return EmotionRecognizer(classifier, detector or FaceDetector(), smoother, margin)
+    return EmotionRecognizer(classifier, detector or FaceDetector(), smoother, margin, detect_every)
 
 
 def detector_from_args(args: argparse.Namespace) -> FaceDetector:
@@ -396,6 +397,8 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         return _fail(
             EXIT_BAD_INPUT, f"--detect-width must be 0 (the full frame) or more, got {args.detect_width}"
         )
+    if args.detect_every < 1:
+        return _fail(EXIT_BAD_INPUT, f"--detect-every must be at least 1, got {args.detect_every}")
     if args.min_face is not None and args.min_face < 1:
         return _fail(EXIT_BAD_INPUT, f"--min-face must be at least 1 pixel, got {args.min_face}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -406,7 +409,9 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         return _fail(EXIT_BAD_INPUT, error)
     try:
         model_path = Path(args.model) if args.model else find_default_model()
-        recognizer = build_recognizer(model_path, args.smoothing, args.margin, detector_from_args(args))
+        recognizer = build_recognizer(
+            model_path, args.smoothing, args.margin, detector_from_args(args), args.detect_every
+        )
         publisher = _connect_publisher(args)
     except (FileNotFoundError, ValueError) as error:
         source.capture.release()
@@ -507,6 +512,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PX",
         help="detect faces on a copy of the frame shrunk to this width; 0: the full frame "
         "(finds smaller faces, costs more time; default: %(default)s)",
+    )
+    video.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="detect faces on every N-th frame and keep the boxes in between (default: every frame)",
     )
     video.add_argument(
         "--min-face",
