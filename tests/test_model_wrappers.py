@@ -366,6 +366,29 @@ def test_record_model_on_an_ensemble_with_tta_matches_the_evaluate_command(tmp_p
     assert report["loss"] == recorded["splits"]["PublicTest"]["loss"]
 
 
+def test_recording_an_unchanged_model_again_reuses_its_training_metrics(tmp_path, monkeypatch):
+    """Re-running a notebook measures the test splits again, not the long pass over Training."""
+    from fer_utils.analysis import evaluation
+    from fer_utils.data.splits import official_splits
+    from fer_utils.training.experiments import record_model
+
+    splits = official_splits(load_fer2013(config.SAMPLE_FER2013_CSV))
+    paths = config.artifact_paths(tmp_path / "artifacts").ensure()
+    model = with_flip_tta(tiny_cnn(7))
+    record = {"splits": splits, "paths": paths, "architecture": "tiny", "num_classes": 7}
+    first = record_model("m", model, {"experiment": "m", "data_sha256": "abc"}, **record)
+    measured = []
+    real_evaluate = evaluation.evaluate_split
+    monkeypatch.setattr(
+        evaluation, "evaluate_split", lambda *args: measured.append(args[-1]) or real_evaluate(*args)
+    )
+    again = record_model("m", model, {"experiment": "m", "data_sha256": "abc"}, **record)
+    assert measured == ["PublicTest"] and again["splits"] == first["splits"]
+    measured.clear()
+    record_model("m", model, {"experiment": "m", "data_sha256": "other data"}, **record)
+    assert measured == ["Training", "PublicTest"]
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing a test-time augmentation and recording a model with it built in
 # --------------------------------------------------------------------------------------------

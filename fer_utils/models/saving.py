@@ -62,14 +62,14 @@ def save_model_with_metadata(model: keras.Model, path: str | os.PathLike[str], m
         "parameters": parameter_counts(model),
         **metadata,
     }
-    if not _holds_the_same_model(path, model, class_names):
+    if not holds_the_same_model(path, model, class_names):
         _save_with_class_names(model, path, class_names)
     sidecar_path(path).unlink(missing_ok=True)
     update_metadata(path, full_metadata)
     return path
 
 
-def _holds_the_same_model(path: Path, model: keras.Model, class_names: list[str]) -> bool:
+def holds_the_same_model(path: Path, model: keras.Model, class_names: list[str]) -> bool:
     """Whether ``path`` already holds ``model``: same weights, same outputs on a fixed batch, same classes.
 
     Re-recording an unchanged model then keeps the file's bytes, so re-running a notebook does not

@@ -629,18 +629,22 @@ def record_model(
     from fer_utils.reports import tables
 
     model_path = paths.models / f"{name}.keras"
+    known_training = _unchanged_training_metrics(model_path, model, metadata, len(splits.train))
     save_model_with_metadata(model, model_path, dict(metadata))
     saved_model, sidecar = load_model_with_metadata(model_path)
     class_names = tuple(sidecar["class_names"])
-    named = {"Training": splits.train, "PublicTest": splits.validation}
+    named = {"PublicTest": splits.validation}
     if splits.test is not None:
         named["PrivateTest"] = splits.test
+    if known_training is None:
+        named = {"Training": splits.train, **named}
     evaluations = {
         split: evaluate_split(saved_model, data, class_names, split) for split, data in named.items()
     }
-    sidecar = update_metadata(
-        model_path, {"metrics": {split: evaluation.as_dict() for split, evaluation in evaluations.items()}}
-    )
+    split_metrics = {split: evaluation.as_dict() for split, evaluation in evaluations.items()}
+    if known_training is not None:
+        split_metrics = {"Training": known_training, **split_metrics}
+    sidecar = update_metadata(model_path, {"metrics": split_metrics})
     metrics = {
         **metadata,
         "architecture": architecture,
@@ -651,6 +655,26 @@ def record_model(
     tables.write_metrics(name, metrics, paths)
     tables.write_results_table(paths)
     return {**metrics, "evaluations": evaluations}
+
+
+def _unchanged_training_metrics(model_path: Path, model, metadata: dict, n_training: int) -> dict | None:
+    """The Training metrics in the sidecar of ``model_path`` if it already holds ``model``, measured on
+    the same data; re-recording then measures only the test splits, not the long pass over Training."""
+    from fer_utils.models.saving import holds_the_same_model, read_sidecar
+
+    try:
+        previous = read_sidecar(model_path) if model_path.is_file() else None
+    except ValueError:
+        return None
+    training = (previous or {}).get("metrics", {}).get("Training")
+    if training is None or training.get("n_images") != n_training:
+        return None
+    if previous.get("data_sha256") != metadata.get("data_sha256"):
+        return None
+    class_names = metadata.get("class_names", previous.get("class_names"))
+    if previous.get("class_names") != list(class_names or []):
+        return None
+    return training if holds_the_same_model(model_path, model, list(class_names)) else None
 
 
 #: Sidecar entries of a recorded model that do not carry over to a model wrapped around it: they
