@@ -78,7 +78,7 @@ def _exact_accuracy(split: dict) -> float | None:
 
 
 #: Short runs that chose a setting (a training lever, a distillation temperature): not models to use.
-PROXY_PREFIXES = ("ablation_", "distill_proxy_")
+PROXY_PREFIXES = ("ablation_", "distill_proxy_", "student_proxy_")
 
 
 def is_proxy(experiment: str) -> bool:
@@ -111,8 +111,8 @@ def write_results_table(paths: config.ArtifactPaths, readme: Path | None = None)
     markdown = _markdown(table[~proxies]) if len(table) else "_No experiment has finished yet._"
     if len(table) and proxies.any():
         markdown += (
-            "\n\nProxies: short runs on a smaller network that chose a setting (notebook 08's ablation ladder, "
-            "the distillation grid); not models to use.\n\n" + _markdown(table[proxies])
+            "\n\nProxies: short runs that chose a setting (notebook 08's ablation ladder, the distillation "
+            "grid, the student candidates of issue 29); not models to use.\n\n" + _markdown(table[proxies])
         )
     (paths.metrics.parent / "results.md").write_text(
         "# Results\n\nGenerated from `metrics/*.json` by `fer_utils.reports.tables`; PublicTest is the "

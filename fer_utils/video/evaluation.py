@@ -248,18 +248,19 @@ def registration_sweep(
     margins: Sequence[float],
     aspects: Sequence[float] = (1.0,),
     *,
+    detector: FaceDetector | None = None,
     face_size: int = 140,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Accuracy on detected faces for each crop margin and aspect, to set how the video path crops.
 
     Each face is pasted alone into a 640x480 frame (:func:`~fer_utils.video.synthetic.single_face_frames`),
-    found by the cascade at full resolution, cropped every way and classified by ``model``. One row
+    found by ``detector`` (the video command's by default), cropped every way and classified by ``model``. One row
     per setting; ``accuracy, classes present`` only lets the model choose among the classes that
     occur in ``labels`` (a data set without Neutral, for example), and the first row is the
     original crops, for reference.
     """
-    detector = FaceDetector(detection_width=0, min_face=face_size // 2)
+    detector = detector or FaceDetector()
     settings = [(float(margin), float(aspect)) for margin in margins for aspect in aspects]
     crops: dict[tuple[float, float], list[np.ndarray]] = {setting: [] for setting in settings}
     found = []
