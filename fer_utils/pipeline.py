@@ -140,6 +140,19 @@ def run_pipeline(
                 f"{run.output} failed in cell {error.exec_count} with {error.ename}: {error.evalue} "
                 f"(the partly executed notebook is {output_path})"
             ) from error
+        _tidy_injected_parameters(output_path)
         log(f"[{number}/{len(runs)}] {run.output} done in {time.perf_counter() - started:.1f} s")
         written.append(output_path)
     return written
+
+
+def _tidy_injected_parameters(notebook_path: Path) -> None:
+    """Drop the trailing newline papermill leaves in the cell it injects, which ``ruff format`` rejects."""
+    import nbformat
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    if any(cell.source != cell.source.rstrip() for cell in injected):
+        for cell in injected:
+            cell.source = cell.source.rstrip()
+        nbformat.write(notebook, notebook_path)

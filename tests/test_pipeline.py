@@ -58,6 +58,7 @@ def test_prepare_only_writes_parameterised_copies_outside_notebooks(monkeypatch)
         if "injected-parameters" in c.metadata.get("tags", [])
     ]
     assert injected and "artifacts_dir" in injected[0].source
+    assert injected[0].source == injected[0].source.rstrip()  # as ruff format wants it
 
 
 def _checked_notebook(path, stored_output: str):
