@@ -85,8 +85,8 @@ def crop_faces(
     """Grey ``size`` x ``size`` crops of each (x, y, w, h) box, as uint8 ``(N, size, size, 1)``.
 
     This is the input contract of the project's saved models (raw 0-255 grey faces with a channel
-    axis; the model normalises them itself). ``margin`` adds context around the detector's tight
-    box, closer to how FER2013 faces were framed; it is clipped at the frame edges.
+    axis; the model normalises them itself). ``margin`` and ``aspect`` set the framing around the
+    detector's box (:func:`expand_boxes`); the crop is clipped at the frame edges.
     """
     frame = _check_frame(frame_bgr)
     corners = expand_boxes(boxes, margin, frame.shape, aspect)
