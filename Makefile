@@ -91,9 +91,14 @@ train-queue: $(INSTALLED)
 ## by the rule in fer_utils/training/experiments.py). Each run resumes where it stopped.
 DISTILL_GRID := distill_proxy_t2_w02 distill_proxy_t4_w02 distill_proxy_t1_w02 distill_proxy_t2_w05
 DISTILL_AFTER_GRID := student_proxy_mini_xception student_proxy_separable_32_256 \
-	student_proxy_32_256_one_conv student_proxy_24_192 born_again_fer_net_7
+	student_proxy_32_256_one_conv student_proxy_24_192
+## then the proxies' speed (the student's rule needs it), the real-time student and the born-again network
+DISTILL_AFTER_SPEED := realtime_student_7 born_again_fer_net_7
+STUDENT_SPEED_CSV := reports/metrics/student_speed.csv
 distill-queue: $(INSTALLED)
 	for experiment in $(DISTILL_GRID) $(DISTILL_AFTER_GRID); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
+	test -f $(STUDENT_SPEED_CSV) || $(BIN)/python benchmarks/bench_students.py --out $(STUDENT_SPEED_CSV)
+	for experiment in $(DISTILL_AFTER_SPEED); do $(BIN)/python -m fer_utils train --record $$experiment || exit 1; done
 
 clean-runs:
 	rm -rf reports/runs
