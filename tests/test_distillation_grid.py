@@ -14,6 +14,7 @@ from fer_utils.training.experiments import (
     chosen_student,
     distillation_proxy_name,
     student_proxy_networks,
+    student_proxy_table,
 )
 
 
@@ -87,6 +88,9 @@ def test_the_student_is_the_most_accurate_proxy_within_the_budget(grid_chosen) -
     assert choice.accuracy == pytest.approx(0.62)
     assert choice.single_face_ms == pytest.approx(STUDENT_FACE_BUDGET_MS / 2)
     assert distillation_proxy_name(1.0, 0.2) == proxies[-1]
+    front = student_proxy_table(grid_chosen, speed_csv)["Pareto front"]
+    assert front[proxies[0]] and front[proxies[1]]  # the most accurate; the fastest of the most accurate
+    assert not front[proxies[2:]].any()  # as fast as proxies[1] and less accurate
 
 
 def test_no_student_until_every_proxy_is_recorded_and_timed(grid_chosen) -> None:

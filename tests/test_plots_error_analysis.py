@@ -47,3 +47,21 @@ def test_gallery_and_grad_cam_overlays_draw_one_panel_per_face():
     assert "A / B\n(0.90)\nFER+: A" in [axis.get_title() for axis in gallery.axes]
     overlays = plots.plot_grad_cam_overlays(faces, np.zeros((5, 48, 48)), ["t"] * 5, columns=4)
     assert sum(len(axis.images) == 2 for axis in overlays.axes) == 5
+
+
+def test_accuracy_speed_plot_labels_every_model_and_joins_only_the_front():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"tflite_float16 ms": [0.2, 0.7, 0.9, 1.6], "PublicTest accuracy": [0.60, 0.62, 0.58, 0.64]},
+        index=["small", "middle", "dominated", "large"],
+    )
+    table["Pareto front"] = [True, True, False, True]
+    figure = plots.plot_accuracy_speed(table, budget_ms=1.5, title="candidates")
+    axis = figure.axes[0]
+    assert [text.get_text() for text in axis.texts] == list(table.index)
+    front_line = axis.lines[0]
+    assert list(front_line.get_xdata()) == [0.2, 0.7, 1.6]
+    assert axis.get_xscale() == "log" and "ms" in axis.get_xlabel() and axis.get_title() == "candidates"
+    assert any("budget" in text.get_text() for text in axis.get_legend().get_texts())
+    plt.close(figure)

@@ -296,3 +296,34 @@ def plot_video_frames(
         figure.suptitle(suptitle, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def plot_accuracy_speed(
+    table: pd.DataFrame,
+    speed: str = "tflite_float16 ms",
+    accuracy: str = "PublicTest accuracy",
+    budget_ms: float | None = None,
+    title: str = "",
+) -> plt.Figure:
+    """Accuracy against time per face, one labelled point per row, the Pareto front joined.
+
+    ``table`` has one row per model (its index names it), a ``speed`` and an ``accuracy`` column,
+    and a boolean ``Pareto front`` column; ``budget_ms`` draws the time a model may take.
+    """
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    front = table[table["Pareto front"]].sort_values(speed)
+    axis.plot(front[speed], front[accuracy], color="tab:blue", alpha=0.5, label="Pareto front")
+    axis.scatter(table[speed], table[accuracy], color="tab:blue", zorder=3)
+    for name, row in table.iterrows():
+        axis.annotate(
+            str(name), (row[speed], row[accuracy]), textcoords="offset points", xytext=(5, 4), fontsize=7
+        )
+    if budget_ms is not None:
+        axis.axvline(budget_ms, color="tab:red", linestyle="--", label=f"budget, {budget_ms:g} ms a face")
+    axis.set_xscale("log")
+    axis.set_xlabel(f"{speed.replace(' ms', '')}: single-face time, ms (log scale)")
+    axis.set_ylabel(accuracy)
+    axis.set_title(title)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure

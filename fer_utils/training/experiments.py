@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fer_utils import config
@@ -259,25 +260,56 @@ class StudentChoice:
     single_face_ms: float
 
 
-def chosen_student(models_dir: Path | None = None, speed_csv: Path | None = None) -> StudentChoice | None:
-    """The proxy the rule above picks; None until every proxy is recorded and timed."""
+def student_proxy_table(models_dir: Path | None = None, speed_csv: Path | None = None) -> pd.DataFrame | None:
+    """One row per student proxy: its network, PublicTest accuracy and single-face ms per runtime,
+    whether it is within the budget and on the accuracy-speed Pareto front (no other proxy at least
+    as fast in float16 and as accurate, and better in one). None until every proxy is recorded and timed."""
     speed_csv = speed_csv or STUDENT_SPEED_CSV
-    networks = student_proxy_networks()
     if chosen_distillation(models_dir) is None or not speed_csv.is_file():
         return None
-    speeds = pd.read_csv(speed_csv).query("runtime == 'tflite_float16'").set_index("candidate")
-    choices = []
-    for proxy, (architecture, options) in networks.items():
+    speeds = pd.read_csv(speed_csv).pivot_table(index="candidate", columns="runtime", values="single-face ms")
+    rows = []
+    for proxy, (architecture, options) in student_proxy_networks().items():
         sidecar = (models_dir or config.MODELS_DIR) / f"{proxy}.json"
         if not sidecar.is_file() or proxy not in speeds.index:
             return None
-        accuracy = json.loads(sidecar.read_text())["metrics"]["PublicTest"]["accuracy"]
-        milliseconds = float(speeds.loc[proxy, "single-face ms"])
-        choices.append(StudentChoice(proxy, architecture, options, accuracy, milliseconds))
-    affordable = [choice for choice in choices if choice.single_face_ms <= STUDENT_FACE_BUDGET_MS]
-    if not affordable:
-        raise ValueError(f"{speed_csv}: no student proxy is within {STUDENT_FACE_BUDGET_MS} ms a face")
-    return max(affordable, key=lambda choice: choice.accuracy)
+        recorded = json.loads(sidecar.read_text())
+        rows.append({
+            "proxy": proxy, "architecture": architecture, "options": options,
+            "parameters": recorded.get("parameters", {}).get("total"),
+            "PublicTest accuracy": recorded["metrics"]["PublicTest"]["accuracy"],
+            **{f"{runtime} ms": speeds.loc[proxy, runtime] for runtime in speeds.columns},
+        })  # fmt: skip
+    table = pd.DataFrame(rows).set_index("proxy")
+    table["within budget"] = table["tflite_float16 ms"] <= STUDENT_FACE_BUDGET_MS
+    speed, accuracy = table["tflite_float16 ms"], table["PublicTest accuracy"]
+    dominated = [
+        (((speed <= ms) & (accuracy >= acc)) & ((speed < ms) | (accuracy > acc))).any()
+        for ms, acc in zip(speed, accuracy)
+    ]
+    table["Pareto front"] = ~np.asarray(dominated)
+    return table
+
+
+def chosen_student(models_dir: Path | None = None, speed_csv: Path | None = None) -> StudentChoice | None:
+    """The proxy the rule above picks; None until every proxy is recorded and timed."""
+    table = student_proxy_table(models_dir, speed_csv)
+    if table is None:
+        return None
+    affordable = table[table["within budget"]]
+    if affordable.empty:
+        raise ValueError(
+            f"{speed_csv or STUDENT_SPEED_CSV}: no student proxy is within {STUDENT_FACE_BUDGET_MS} ms a face"
+        )
+    proxy = affordable["PublicTest accuracy"].idxmax()
+    row = affordable.loc[proxy]
+    return StudentChoice(
+        proxy,
+        row["architecture"],
+        row["options"],
+        float(row["PublicTest accuracy"]),
+        float(row["tflite_float16 ms"]),
+    )
 
 
 def _distillation_experiments() -> tuple[Experiment, ...]:
