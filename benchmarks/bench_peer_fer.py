@@ -1,7 +1,7 @@
 """Our video pipeline against the PyPI package ``fer`` on the same faces and the same clip (issue #7).
 
 Usage: python benchmarks/bench_peer_fer.py [--model PATH] [--csv PATH] [--frames 150] [--repeats 3]
-                                           [--fer-backends tflite keras] [--fer-venv .venv-fer]
+                                           [--fer-backends tflite keras] [--fer-venv .venv-fer] [--out CSV]
 Needs fer's own environment, ``.venv-fer/`` (``bash benchmarks/peer_fer/setup_env.sh``): fer runs
 there, in ``benchmarks/peer_fer/fer_worker.py``, as a subprocess.
 
@@ -49,7 +49,8 @@ from fer_utils import config
 from fer_utils.analysis.evaluation import evaluate_split
 from fer_utils.data.fer2013 import FERDataset, load_fer2013
 from fer_utils.data.labels import MERGED_CLASSES, merge_disgust
-from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.evaluation import end_to_end_accuracy
+from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, FaceDetector
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
@@ -183,6 +184,7 @@ def our_round(
         FaceDetector(detection_width=args.detection_width),
         ProbabilitySmoother(args.smoothing),
         margin=args.margin,
+        detect_every=args.detect_every,
     )
     source = open_video_source(str(video))
     sinks = FrameSinks(
@@ -241,6 +243,7 @@ def comparison_table(
         column["detection precision"] = f"{runs.score['detection_precision']:.3f}"
         column["label accuracy on detected faces"] = f"{runs.score['label_accuracy_on_matched']:.3f}"
         column["faces detected / true faces"] = f"{runs.score['detected_faces']} / {runs.score['true_faces']}"
+        column["end to end: true faces found and labelled right"] = f"{end_to_end_accuracy(runs.score):.3f}"
         rows[title] = column
     table = pd.DataFrame(rows).fillna("-")
     accuracy_rows = [
@@ -266,12 +269,16 @@ def parse_args() -> argparse.Namespace:
         help="cv2.setNumThreads for OUR pipeline (0: OpenCV's default, as the video command and fer use)",
     )
     parser.add_argument("--detection-width", type=int, default=320)
+    parser.add_argument(
+        "--detect-every", type=int, default=DEFAULT_DETECT_EVERY, help="as the video command's"
+    )
     parser.add_argument("--smoothing", type=float, default=0.3)
     parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN)
     parser.add_argument(
         "--fer-backends", nargs="+", choices=tuple(FER_BACKEND_TITLES), default=["tflite", "keras"]
     )
     parser.add_argument("--fer-venv", type=Path, default=config.PROJECT_ROOT / ".venv-fer")
+    parser.add_argument("--out", type=Path, help="also save the comparison table as CSV here")
     args = parser.parse_args()
     if args.repeats < 1 or args.frames < 1:
         parser.error("--repeats and --frames must be at least 1")
@@ -317,10 +324,15 @@ def print_results(
 ) -> None:
     print(
         f"\nours: {model_path} ({len(classifier.class_names)} classes), cv2 threads {cv2.getNumThreads()}, "
-        f"detection width {args.detection_width}; fer {versions['fer']} with TensorFlow {versions['tensorflow']}, "
+        f"detection width {args.detection_width}, every {args.detect_every} frame(s); fer {versions['fer']} with TensorFlow {versions['tensorflow']}, "
         f"OpenCV {versions['opencv']} (cv2 threads {versions['cv2_threads']}), Haar cascade on the full frame"
     )
-    print(comparison_table(model_path.stem, ours, fer, args.repeats).to_string())
+    table = comparison_table(model_path.stem, ours, fer, args.repeats)
+    print(table.to_string())
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out)
+        print(f"saved {args.out}")
     reference = fer.get("tflite") or next(iter(fer.values()))
     speedup = ours.fps_median / reference.fps_median
     print(

@@ -26,7 +26,7 @@ import numpy as np
 
 from fer_utils import config
 from fer_utils.data.fer2013 import load_fer2013
-from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, FaceDetector
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
@@ -120,6 +120,9 @@ def main() -> None:
         help="cv2.setNumThreads (0: OpenCV's default, what `python -m fer_utils video` uses)",
     )
     parser.add_argument("--detection-width", type=int, default=320)
+    parser.add_argument(
+        "--detect-every", type=int, default=DEFAULT_DETECT_EVERY, help="as the video command's"
+    )
     parser.add_argument("--smoothing", type=float, default=0.3)
     parser.add_argument("--background", default="blur", choices=("blur", "plain"))
     parser.add_argument("--hold-frames", type=int, default=25, help="frames before the faces change")
@@ -145,7 +148,11 @@ def main() -> None:
         fps_runs, cpu_runs, stage_runs = [], [], []
         for _ in range(args.repeats):
             recognizer = EmotionRecognizer(
-                classifier, detector, ProbabilitySmoother(args.smoothing), margin=args.margin
+                classifier,
+                detector,
+                ProbabilitySmoother(args.smoothing),
+                margin=args.margin,
+                detect_every=args.detect_every,
             )
             fps, cpu_ms, timings, frames, faces = _one_run(video, recognizer, folder)
             fps_runs.append(fps)
@@ -153,7 +160,10 @@ def main() -> None:
             stage_runs.append({stage: 1000 * timings[stage] / frames for stage in STAGES})
         ground_truth = load_ground_truth(truth)
         score = score_against_ground_truth(read_timeline(folder / "timeline.jsonl"), ground_truth)
-    print(f"model: {model_name}; cv2 threads {cv2.getNumThreads()}; detection width {args.detection_width}")
+    print(
+        f"model: {model_name}; cv2 threads {cv2.getNumThreads()}; detection width {args.detection_width}, "
+        f"every {args.detect_every} frame(s)"
+    )
     print(
         f"clip: {frames} frames 640x480, {args.background} background, {faces} faces detected in the last run ({faces / frames:.2f} per frame)"
     )

@@ -144,6 +144,17 @@ def test_detect_every_n_frames_keeps_the_boxes_in_between(sample_faces) -> None:
         EmotionRecognizer(CountingClassifier(), detector, detect_every=0)
 
 
+def test_a_changed_frame_is_detected_at_once_between_scheduled_detections(sample_faces) -> None:
+    before, _ = frame_with_faces(list(sample_faces[:1]), [(20, 40)])
+    after, _ = frame_with_faces(list(sample_faces[1:3]), [(300, 60), (460, 200)])
+    detector = CountingDetector()
+    recognizer = EmotionRecognizer(CountingClassifier(), detector, detect_every=3)
+    results = [recognizer.recognize(frame) for frame in (before, before, after, after, after, after)]
+    assert detector.calls == 3  # frame 0; frame 2, which changed; frame 5, three frames later
+    assert len(results[1]) == 1 and len(results[2]) == 2
+    assert recognizer.detections == detector.calls
+
+
 def test_recognizer_with_a_keras_model_and_smoothing_keeps_ids(classifier, sample_faces) -> None:
     frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (400, 200)])
     recognizer = EmotionRecognizer(classifier, FaceDetector(), ProbabilitySmoother(alpha=0.3))

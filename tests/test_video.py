@@ -224,6 +224,7 @@ def test_default_model_prefers_mini_xception_7_and_missing_is_clear(
         ("--detect-width", "-1"),
         ("--min-face", "0"),
         ("--detect-every", "0"),
+        ("--detect-scale", "1.0"),
     ],
 )
 def test_bad_options_exit_2(option, value, clip, model_path, tmp_path, capsys) -> None:
@@ -324,19 +325,9 @@ def _write(path, content: bytes):
 
 
 def _args(input_spec: str, model_path, output_dir) -> Namespace:
-    return Namespace(
-        input=input_spec,
-        model=str(model_path),
-        output_dir=str(output_dir),
-        smoothing=0.5,
-        margin=0.0,
-        detect_width=320,
-        min_face=None,
-        detect_every=1,
-        max_frames=None,
-        mqtt_host=None,
-        mqtt_port=1883,
-        mqtt_topic="fer/emotions",
-        no_video=False,
-        quiet=True,
+    """The video command's arguments as its parser gives them, every default included."""
+    args = cli.build_parser().parse_args(
+        ["video", input_spec, "--model", str(model_path), "--output-dir", str(output_dir)]
     )
+    args.smoothing, args.margin, args.detect_every, args.quiet = 0.5, 0.0, 1, True
+    return args

@@ -18,6 +18,7 @@ from fer_utils.video.stream import StreamSummary
 from fer_utils.video.synthetic import (
     VideoLayout,
     compose_face_video,
+    ground_truth_path,
     load_ground_truth,
     score_against_ground_truth,
 )
@@ -227,3 +228,28 @@ def test_registration_sweep_scores_every_crop_setting_on_the_detected_faces() ->
     assert table["accuracy"].between(0, 1).all()
     assert (table["accuracy, classes present"] >= table["accuracy"]).all()
     assert set(table["margin"].dropna()) == {-0.1, 0.0, 0.2} and set(table["aspect"].dropna()) == {1.0, 1.2}
+
+
+def test_detection_sweep_scores_each_setting_against_the_truth(clip) -> None:
+    settings = [
+        video_evaluation.DetectionSetting("every frame", {"scale_factor": 1.1}),
+        video_evaluation.DetectionSetting("every 3rd frame", {"scale_factor": 1.1}, 3),
+        video_evaluation.DetectionSetting("faces too small to report", {"min_face": 400}),
+    ]
+    truth_path = ground_truth_path(clip["video"])
+    table = video_evaluation.detection_sweep(
+        clip["video"], truth_path, clip["model"], settings, clip["folder"] / "sweep"
+    )
+    assert list(table.index) == [setting.name for setting in settings]
+    every_frame = table.loc["every frame"]
+    assert every_frame["detection recall"] == 1.0  # detectable faces on a plain background
+    # Faces change every 4 frames; the changed frames are detected at once, so nothing is lost.
+    assert table.loc["every 3rd frame", "detection recall"] == every_frame["detection recall"]
+    assert every_frame["end-to-end accuracy"] == pytest.approx(
+        every_frame["detection recall"] * every_frame["label accuracy on detected"]
+    )
+    assert table.loc["faces too small to report", ["detection recall", "end-to-end accuracy"]].tolist() == [
+        0.0,
+        0.0,
+    ]
+    assert (table["fps"] > 0).all()

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.analysis.evaluation import predict_probabilities
-from fer_utils.video.face_detection import FaceDetector, crop_faces
+from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, FaceDetector, crop_faces
 from fer_utils.video.recognition import DEFAULT_CROP_MARGIN, EmotionRecognizer, match_boxes
 from fer_utils.video.stream import (
     FrameSinks,
@@ -32,7 +32,7 @@ from fer_utils.video.stream import (
     output_paths,
     process_stream,
 )
-from fer_utils.video.synthetic import single_face_frames
+from fer_utils.video.synthetic import load_ground_truth, score_against_ground_truth, single_face_frames
 from fer_utils.video.timeline import TimelineWriter, read_timeline, save_mood_plot
 
 #: The stages ``process_stream`` times, in the order a frame meets them.
@@ -70,7 +70,7 @@ def analyse_video(
     smoothing: float | None = None,
     margin: float = DEFAULT_CROP_MARGIN,
     detector: FaceDetector | None = None,
-    detect_every: int = 1,
+    detect_every: int = DEFAULT_DETECT_EVERY,
 ) -> VideoRun:
     """Run ``python -m fer_utils video VIDEO --model MODEL --output-dir DIR`` in-process, timing every stage.
 
@@ -239,6 +239,61 @@ def accuracy_comparison(per_face: pd.DataFrame) -> dict:
         else float("nan"),
         "video_cost_points": 100 * (still_on_detected - video_per_face),
     }
+
+
+def end_to_end_accuracy(score: dict) -> float:
+    """Share of a clip's true faces found and labelled right (a ``score_against_ground_truth`` result)."""
+    if not score["matched_faces"]:
+        return 0.0
+    return score["detection_recall"] * score["label_accuracy_on_matched"]
+
+
+@dataclass(frozen=True)
+class DetectionSetting:
+    """One way to find faces in the video path: the detector's options and how often it runs."""
+
+    name: str
+    detector_options: dict
+    detect_every: int = 1
+
+
+def detection_sweep(
+    video_path: str | os.PathLike[str],
+    ground_truth_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    settings: Sequence[DetectionSetting],
+    output_dir: str | os.PathLike[str],
+    smoothing: float | None = None,
+) -> pd.DataFrame:
+    """Frame rate against detection recall: the video command's pipeline once per setting.
+
+    Each row holds the run's frames per second and CPU ms per frame (both depend on what else the
+    machine runs), and the timeline's detection recall, precision and label accuracy on the
+    detected faces against the composed clip's ground truth; end-to-end accuracy is the share of
+    all the clip's faces found and labelled right (recall times label accuracy).
+    """
+    truth = load_ground_truth(ground_truth_path)
+    rows = []
+    for setting in settings:
+        run = analyse_video(
+            video_path,
+            model_path,
+            Path(output_dir) / setting.name.replace(" ", "_"),
+            smoothing,
+            detector=FaceDetector(**setting.detector_options),
+            detect_every=setting.detect_every,
+        )
+        score = score_against_ground_truth(run.timeline, truth)
+        rows.append({
+            "setting": setting.name,
+            "fps": run.summary.fps,
+            "CPU ms/frame": run.cpu_ms_per_frame,
+            "detection recall": score["detection_recall"],
+            "detection precision": score["detection_precision"],
+            "label accuracy on detected": score["label_accuracy_on_matched"],
+            "end-to-end accuracy": end_to_end_accuracy(score),
+        })  # fmt: skip
+    return pd.DataFrame(rows).set_index("setting")
 
 
 def registration_sweep(

@@ -50,6 +50,15 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 #: faces of another data set in ``benchmarks/bench_crop.py`` (reports/benchmarks.md, "Crop registration").
 DEFAULT_CROP_MARGIN = -0.05
 
+#: The cascade's step between face sizes: 1.1 finds as many composed faces as the fer package's
+#: full-frame scan (1.2 found 0.68 against its 0.81 of them) for 1.4 times the detection time.
+DEFAULT_SCALE_FACTOR = 1.1
+
+#: The video command detects faces on every second frame and keeps the boxes in between: with the
+#: finer cascade scale this beats the old every-frame default in both frame rate and recall on the
+#: composed clips (``benchmarks/bench_detection_budget.py``; reports/benchmarks.md, "Detection budget").
+DEFAULT_DETECT_EVERY = 2
+
 
 def expand_boxes(
     boxes: np.ndarray, margin: float, frame_shape: tuple[int, ...], aspect: float = 1.0
@@ -108,15 +117,15 @@ class FaceDetector:
     ``detection_width``: frames wider than this are shrunk to it first (the main speed knob; 0 or None
     disables it). ``scale_factor`` and ``min_neighbors``: the cascade's own parameters.
     ``min_face_fraction``: the smallest face reported, as a fraction of the frame's shorter side;
-    ``min_face``, in the frame's pixels, replaces it when given. The defaults trade a little recall
-    for speed (``benchmarks/bench_face_detection.py``).
+    ``min_face``, in the frame's pixels, replaces it when given. The defaults are measured by
+    ``benchmarks/bench_detection_budget.py`` (reports/benchmarks.md, "Detection budget").
     """
 
     def __init__(
         self,
         cascade_path: str | os.PathLike[str] | None = None,
         detection_width: int | None = 320,
-        scale_factor: float = 1.2,
+        scale_factor: float = DEFAULT_SCALE_FACTOR,
         min_neighbors: int = 4,
         min_face_fraction: float = 0.15,
         min_face: int | None = None,

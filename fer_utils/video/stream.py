@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fer_utils import config
-from fer_utils.video.face_detection import FaceDetector
+from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, DEFAULT_SCALE_FACTOR, FaceDetector
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
@@ -310,7 +310,7 @@ def build_recognizer(
     smoothing: float | None,
     margin: float = DEFAULT_CROP_MARGIN,
     detector: FaceDetector | None = None,
-    detect_every: int = 1,
+    detect_every: int = DEFAULT_DETECT_EVERY,
 ) -> EmotionRecognizer:
     """The recogniser the ``video`` command runs: the model, a detector (default settings unless
     given) run every ``detect_every`` frames, optional smoothing per tracked face, the crop margin."""
@@ -322,8 +322,10 @@ def build_recognizer(
 
 
 def detector_from_args(args: argparse.Namespace) -> FaceDetector:
-    """The face detector of ``--detect-width`` and ``--min-face``; ValueError names a bad value."""
-    return FaceDetector(detection_width=args.detect_width, min_face=args.min_face)
+    """The face detector of ``--detect-width``, ``--detect-scale`` and ``--min-face``; ValueError names a bad value."""
+    return FaceDetector(
+        detection_width=args.detect_width, scale_factor=args.detect_scale, min_face=args.min_face
+    )
 
 
 def _connect_publisher(args: argparse.Namespace) -> MqttPublisher | None:
@@ -397,6 +399,8 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         return _fail(
             EXIT_BAD_INPUT, f"--detect-width must be 0 (the full frame) or more, got {args.detect_width}"
         )
+    if args.detect_scale <= 1.0:
+        return _fail(EXIT_BAD_INPUT, f"--detect-scale must be above 1, got {args.detect_scale}")
     if args.detect_every < 1:
         return _fail(EXIT_BAD_INPUT, f"--detect-every must be at least 1, got {args.detect_every}")
     if args.min_face is not None and args.min_face < 1:
@@ -514,11 +518,19 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(finds smaller faces, costs more time; default: %(default)s)",
     )
     video.add_argument(
+        "--detect-scale",
+        type=float,
+        default=DEFAULT_SCALE_FACTOR,
+        metavar="FACTOR",
+        help="step between the face sizes the cascade tries, above 1; smaller finds more faces, "
+        "costs more time (default: %(default)s)",
+    )
+    video.add_argument(
         "--detect-every",
         type=int,
-        default=1,
+        default=DEFAULT_DETECT_EVERY,
         metavar="N",
-        help="detect faces on every N-th frame and keep the boxes in between (default: every frame)",
+        help="detect faces on every N-th frame and keep the boxes in between (default: %(default)s)",
     )
     video.add_argument(
         "--min-face",
