@@ -65,3 +65,18 @@ def test_accuracy_speed_plot_labels_every_model_and_joins_only_the_front():
     assert axis.get_xscale() == "log" and "ms" in axis.get_xlabel() and axis.get_title() == "candidates"
     assert any("budget" in text.get_text() for text in axis.get_legend().get_texts())
     plt.close(figure)
+
+
+def test_per_class_bars_can_compare_models_as_well_as_splits():
+    import pandas as pd
+
+    classes = ("Happy", "Sad")
+    table = pd.DataFrame(
+        {"Happy": [0.9, 0.8], "Sad": [0.5, 0.4]}, index=pd.Index(["teacher", "student"], name="model")
+    )
+    figure = plots.plot_per_class_accuracy(table, classes, "per class")
+    axis = figure.axes[0]
+    assert axis.get_legend().get_title().get_text() == "model"
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["teacher", "student"]
+    assert len(axis.patches) >= 4  # two classes, two models
+    plt.close(figure)

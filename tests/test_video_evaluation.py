@@ -14,6 +14,7 @@ from helpers.video_material import detectable_sample_faces, save_tiny_model
 
 from fer_utils.reports import plots
 from fer_utils.video import evaluation as video_evaluation
+from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY
 from fer_utils.video.stream import StreamSummary
 from fer_utils.video.synthetic import (
     VideoLayout,
@@ -253,3 +254,14 @@ def test_detection_sweep_scores_each_setting_against_the_truth(clip) -> None:
         0.0,
     ]
     assert (table["fps"] > 0).all()
+
+
+def test_models_on_clip_gives_one_row_per_model_with_the_command_defaults(clip) -> None:
+    truth_path = ground_truth_path(clip["video"])
+    models = {"tiny": clip["model"], "tiny again": clip["model"]}
+    table = video_evaluation.models_on_clip(clip["video"], truth_path, models, clip["folder"] / "models")
+    assert list(table.index) == ["tiny", "tiny again"]
+    assert table["detection recall"].tolist() == [1.0, 1.0]
+    # The same model and detection label the same faces the same way.
+    assert table.loc["tiny", "end-to-end accuracy"] == table.loc["tiny again", "end-to-end accuracy"]
+    assert video_evaluation.DetectionSetting.video_command_defaults().detect_every == DEFAULT_DETECT_EVERY

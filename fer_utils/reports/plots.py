@@ -156,12 +156,17 @@ def plot_validation_curves(
 
 
 def plot_per_class_accuracy(table: pd.DataFrame, class_names: tuple[str, ...], title: str = "") -> plt.Figure:
-    """Bars of per-class accuracy, one colour per split (rows of ``evaluation_table``)."""
+    """Bars of per-class accuracy, one colour per row: the splits of ``evaluation_table``, or any
+    rows named by the table's index (models, say), the legend titled by the index's name."""
+    rows = table.index.name or "row"
     tidy = (
-        table[list(class_names)].reset_index().melt(id_vars="split", var_name="class", value_name="accuracy")
+        table[list(class_names)]
+        .rename_axis(rows)
+        .reset_index()
+        .melt(id_vars=rows, var_name="class", value_name="accuracy")
     )
     figure, axis = plt.subplots(figsize=(9, 3.6))
-    sns.barplot(tidy, x="class", y="accuracy", hue="split", ax=axis)
+    sns.barplot(tidy, x="class", y="accuracy", hue=rows, ax=axis)
     axis.set_ylim(0, 1)
     axis.set_title(title)
     for container in axis.containers:

@@ -256,6 +256,11 @@ class DetectionSetting:
     detector_options: dict
     detect_every: int = 1
 
+    @classmethod
+    def video_command_defaults(cls) -> DetectionSetting:
+        """What ``python -m fer_utils video`` runs when given no detection options."""
+        return cls("the video command's defaults", {}, DEFAULT_DETECT_EVERY)
+
 
 def detection_sweep(
     video_path: str | os.PathLike[str],
@@ -294,6 +299,23 @@ def detection_sweep(
             "end-to-end accuracy": end_to_end_accuracy(score),
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("setting")
+
+
+def models_on_clip(
+    video_path: str | os.PathLike[str],
+    ground_truth_path: str | os.PathLike[str],
+    model_paths: Mapping[str, str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    setting: DetectionSetting | None = None,
+) -> pd.DataFrame:
+    """:func:`detection_sweep`'s row for each model on one clip, with the same detection setting
+    (the video command's defaults unless given): what the model changes end to end."""
+    setting = setting or DetectionSetting.video_command_defaults()
+    rows = {
+        name: detection_sweep(video_path, ground_truth_path, path, [setting], Path(output_dir) / name).iloc[0]
+        for name, path in model_paths.items()
+    }
+    return pd.DataFrame(rows).T.rename_axis("model")
 
 
 def registration_sweep(
