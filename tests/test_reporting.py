@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fer_utils import config
 from fer_utils.reports import tables
 
@@ -69,3 +71,21 @@ def test_the_table_prints_correct_over_images_not_the_rounded_stored_accuracy(tm
     markdown = tables.write_results_table(paths)
     assert "87.96%" in markdown and "87.97%" not in markdown
     assert "50.00%" in markdown  # a split without n_images keeps its stored accuracy
+
+
+def test_faces_per_second_come_from_the_speed_benchmark_file_where_it_has_the_model(tmp_path):
+    paths = _paths(tmp_path)
+    for name in ("phase1_cnn", "phase2_cnn"):
+        tables.write_metrics(name, {"experiment": name, "splits": {"PublicTest": {"accuracy": 0.5}}}, paths)
+    (paths.metrics / tables.MODEL_SPEED_FILE).write_text("model,batched faces/s\nphase1_cnn,1234.4\n")
+    markdown = tables.write_results_table(paths)
+    assert "| phase1_cnn |" in markdown and "| 1,234 |" in markdown
+    phase2_row = next(line for line in markdown.splitlines() if "| phase2_cnn |" in line)
+    assert phase2_row.endswith("| – |")  # not timed: a dash, not a guess
+
+
+def test_a_speed_file_without_the_columns_is_named(tmp_path):
+    paths = _paths(tmp_path)
+    (paths.metrics / tables.MODEL_SPEED_FILE).write_text("name,speed\nphase1_cnn,1\n")
+    with pytest.raises(ValueError, match="model_speed.csv.*batched faces/s"):
+        tables.read_model_speeds(paths)

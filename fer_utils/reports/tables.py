@@ -39,12 +39,32 @@ def read_all_metrics(paths: config.ArtifactPaths) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(paths.metrics.glob("*.json"))]
 
 
-def results_table(all_metrics: list[dict]) -> pd.DataFrame:
-    """One row per experiment: classes, parameters, epochs, time, PublicTest (and PrivateTest).
+#: Faces per second of every committed model, written by ``benchmarks/bench_models.py`` into the
+#: metrics folder; the results table shows them where present.
+MODEL_SPEED_FILE = "model_speed.csv"
+SPEED_COLUMN = "faces/s"
+
+
+def read_model_speeds(paths: config.ArtifactPaths) -> dict[str, float]:
+    """Model name -> batched Keras faces per second, from the speed benchmark's file if there is one."""
+    path = paths.metrics / MODEL_SPEED_FILE
+    if not path.is_file():
+        return {}
+    speeds = pd.read_csv(path)
+    missing = {"model", "batched faces/s"} - set(speeds.columns)
+    if missing:
+        raise ValueError(f"{path}: not a model speed table (no column {', '.join(sorted(missing))})")
+    return dict(zip(speeds["model"], speeds["batched faces/s"]))
+
+
+def results_table(all_metrics: list[dict], speeds: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per experiment: classes, parameters, epochs, time, PublicTest (and PrivateTest),
+    and faces per second where ``speeds`` has the model.
 
     Metrics files without an ``experiment`` entry (a notebook's own summary) are not rows and are
     left out, so one such file cannot break every later ``record_results``.
     """
+    speeds = speeds or {}
     rows = []
     for metrics in sorted(
         (m for m in all_metrics if "experiment" in m), key=lambda m: _row_order(m["experiment"])
@@ -59,6 +79,7 @@ def results_table(all_metrics: list[dict]) -> pd.DataFrame:
             "training (min)": round(metrics.get("training_seconds", 0) / 60, 1),
             "PublicTest acc.": _exact_accuracy(splits.get("PublicTest", {})),
             "PrivateTest acc.": _exact_accuracy(splits.get("PrivateTest", {})),
+            SPEED_COLUMN: speeds.get(metrics["experiment"]),
         }
         rows.append(row)
     return pd.DataFrame(rows)
@@ -98,6 +119,7 @@ def _markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in ("PublicTest acc.", "PrivateTest acc."):
         shown[column] = shown[column].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.2f}%")
+    shown[SPEED_COLUMN] = shown[SPEED_COLUMN].map(lambda v: "–" if pd.isna(v) else f"{v:,.0f}")
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
@@ -106,7 +128,7 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def write_results_table(paths: config.ArtifactPaths, readme: Path | None = None) -> str:
     """Write ``results.md`` next to the metrics and, for committed runs, refresh the README table."""
-    table = results_table(read_all_metrics(paths))
+    table = results_table(read_all_metrics(paths), read_model_speeds(paths))
     proxies = table["experiment"].map(is_proxy) if len(table) else []
     markdown = _markdown(table[~proxies]) if len(table) else "_No experiment has finished yet._"
     if len(table) and proxies.any():
@@ -116,7 +138,8 @@ def write_results_table(paths: config.ArtifactPaths, readme: Path | None = None)
         )
     (paths.metrics.parent / "results.md").write_text(
         "# Results\n\nGenerated from `metrics/*.json` by `fer_utils.reports.tables`; PublicTest is the "
-        "choosing split, PrivateTest the held-out one (shown where the data has it).\n\n" + markdown + "\n"
+        "choosing split, PrivateTest the held-out one (shown where the data has it). faces/s: batched "
+        "Keras inference on this machine, one run of `benchmarks/bench_models.py`.\n\n" + markdown + "\n"
     )
     readme = (
         readme
