@@ -221,3 +221,50 @@ class FaceDetector:
 
     #: Same function as the module-level :func:`crop_faces`, reachable from a detector instance.
     crop_faces = staticmethod(crop_faces)
+
+
+#: Size of the grey thumbnail that tells whether a frame changed since the last detection: one
+#: thumbnail pixel averages a 20x20 block of a 640x480 frame, so sensor noise cancels out.
+THUMBNAIL_SIZE = (32, 24)
+#: Grey levels (0-255) by which one thumbnail pixel must differ from the last detected frame's to
+#: count as a change (a cut, a face that came, went or moved a lot); set a priori at 10% of the range.
+CHANGE_THRESHOLD = 25
+
+
+def frame_thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A small grey copy of the frame, as signed integers for differencing."""
+    small = cv2.resize(frame, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
+    return _as_grey(small).astype(np.int16)
+
+
+class ScheduledDetector:
+    """A detector run on every ``every``-th frame, its boxes kept in between, and run at once on a
+    frame that changed since its last detection (:data:`CHANGE_THRESHOLD`), so a cut or a new face
+    does not wait for the next scheduled detection. ``detections`` counts the detector's runs.
+    """
+
+    def __init__(self, detector: FaceDetector, every: int = DEFAULT_DETECT_EVERY) -> None:
+        if every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {every}")
+        self.detector = detector
+        self.every = every
+        self.detections = 0
+        self._frames_since_detection = 0
+        self._detected_thumbnail: np.ndarray | None = None
+        self._boxes = np.zeros((0, 4), dtype=np.int64)
+
+    def _due(self, frame: np.ndarray) -> bool:
+        if self.every == 1 or self._detected_thumbnail is None or self._frames_since_detection >= self.every:
+            return True
+        return bool(np.abs(frame_thumbnail(frame) - self._detected_thumbnail).max() > CHANGE_THRESHOLD)
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """This frame's boxes: detected now, or kept from the last detection."""
+        if self._due(frame):
+            self._boxes = self.detector.detect(frame)
+            self._frames_since_detection = 0
+            self.detections += 1
+            if self.every > 1:
+                self._detected_thumbnail = frame_thumbnail(frame)
+        self._frames_since_detection += 1
+        return self._boxes

@@ -16,11 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from fer_utils.video.face_detection import DEFAULT_CROP_MARGIN, FACE_SIZE, FaceDetector, crop_faces
+from fer_utils.video.face_detection import (
+    DEFAULT_CROP_MARGIN,
+    FACE_SIZE,
+    FaceDetector,
+    ScheduledDetector,
+    crop_faces,
+)
 
 
 @runtime_checkable
@@ -208,28 +213,12 @@ def timed_stage(timings: Counter | None, stage: str) -> Iterator[None]:
     timings[stage] += time.perf_counter() - started
 
 
-#: Size of the grey thumbnail that tells whether a frame changed since the last detection: one
-#: thumbnail pixel averages a 20x20 block of a 640x480 frame, so sensor noise cancels out.
-THUMBNAIL_SIZE = (32, 24)
-#: Grey levels (0-255) by which one thumbnail pixel must differ from the last detected frame's to
-#: count as a change (a cut, a face that came, went or moved a lot); set a priori at 10% of the range.
-CHANGE_THRESHOLD = 25
-
-
-def frame_thumbnail(frame_bgr: np.ndarray) -> np.ndarray:
-    """A small grey copy of the frame, as signed integers for differencing."""
-    small = cv2.resize(frame_bgr, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
-    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    return grey.astype(np.int16)
-
-
 class EmotionRecognizer:
     """Detect, crop, classify all faces of a frame in ONE batch, then optionally smooth.
 
     One batched call per frame keeps the classifier's fixed per-call cost from multiplying with
     the number of faces. ``detect_every`` > 1 runs the detector on every n-th frame and keeps its
-    boxes in between, unless the frame changed since the last detection (:data:`CHANGE_THRESHOLD`):
-    then it detects at once, so a cut or a new face does not wait for the next detection.
+    boxes in between, except on frames that changed (:class:`ScheduledDetector`).
     """
 
     def __init__(
@@ -240,40 +229,24 @@ class EmotionRecognizer:
         margin: float = DEFAULT_CROP_MARGIN,
         detect_every: int = 1,
     ) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         self.classifier = classifier
         self.detector = detector
+        self.scheduled_detector = ScheduledDetector(detector, detect_every)
         self.smoother = smoother
         self.margin = margin
         self.detect_every = detect_every
         self.class_names: tuple[str, ...] = tuple(classifier.class_names)
-        self.detections = 0
-        self._frames_since_detection = 0
-        self._detected_thumbnail: np.ndarray | None = None
-        self._boxes = np.zeros((0, 4), dtype=np.int64)
 
-    def _needs_detection(self, frame_bgr: np.ndarray) -> bool:
-        """Every frame when detecting every frame; else when due, or when the frame changed."""
-        if self.detect_every == 1 or self._detected_thumbnail is None:
-            return True
-        if self._frames_since_detection >= self.detect_every:
-            return True
-        change = np.abs(frame_thumbnail(frame_bgr) - self._detected_thumbnail).max()
-        return bool(change > CHANGE_THRESHOLD)
+    @property
+    def detections(self) -> int:
+        """How many frames the detector ran on."""
+        return self.scheduled_detector.detections
 
     def recognize(self, frame_bgr: np.ndarray, timings: Counter | None = None) -> list[FaceResult]:
         """The faces of one frame, left to right; ``timings`` (if given) gains seconds per stage."""
         with timed_stage(timings, "detect"):
-            if self._needs_detection(frame_bgr):
-                boxes = self.detector.detect(frame_bgr)
-                self._boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]
-                self._frames_since_detection = 0
-                self.detections += 1
-                if self.detect_every > 1:
-                    self._detected_thumbnail = frame_thumbnail(frame_bgr)
-            self._frames_since_detection += 1
-            boxes = self._boxes
+            boxes = self.scheduled_detector.detect(frame_bgr)
+            boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]
         with timed_stage(timings, "crop"):
             faces = crop_faces(frame_bgr, boxes, margin=self.margin)
         with timed_stage(timings, "infer"):

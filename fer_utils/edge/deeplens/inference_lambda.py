@@ -1,8 +1,8 @@
 """The AWS DeepLens inference Lambda: faces in camera frames, their emotions published to AWS IoT.
 
 A long-lived Greengrass Lambda, following AWS's samples and the DeepLens Developer Guide: frames
-from ``awscam.getLastFrame()``, faces cut to 48x48 grey crops by
-:mod:`fer_utils.video.face_detection`, each classified by the model from ``mo.optimize`` (or the CPU
+from ``awscam.getLastFrame()``, faces found as the video command finds them (every second frame,
+and any frame that changed) and cut to 48x48 grey crops by :mod:`fer_utils.video.face_detection`, each classified by the model from ``mo.optimize`` (or the CPU
 backend), JSON messages to ``$aws/things/<AWS_IOT_THING_NAME>/infer``, annotated frames to the
 project stream. Importing starts nothing; the bundle's ``lambda_function.py`` calls
 :func:`infinite_infer_run`. The file also runs flat in the Lambda zip, on Python 3.7.
@@ -27,12 +27,26 @@ import greengrasssdk
 import numpy as np
 
 if __package__:  # inside fer_utils
-    from ...video.face_detection import DEFAULT_CASCADE_FILE, DEFAULT_CROP_MARGIN, FaceDetector, crop_faces
+    from ...video.face_detection import (
+        DEFAULT_CASCADE_FILE,
+        DEFAULT_CROP_MARGIN,
+        DEFAULT_DETECT_EVERY,
+        FaceDetector,
+        ScheduledDetector,
+        crop_faces,
+    )
     from .cpu_model import CpuModel
     from .project_stream import DEFAULT_FIFO_PATH, ProjectStream
 else:  # flat in the Lambda bundle
     from cpu_model import CpuModel
-    from face_detection import DEFAULT_CASCADE_FILE, DEFAULT_CROP_MARGIN, FaceDetector, crop_faces
+    from face_detection import (
+        DEFAULT_CASCADE_FILE,
+        DEFAULT_CROP_MARGIN,
+        DEFAULT_DETECT_EVERY,
+        FaceDetector,
+        ScheduledDetector,
+        crop_faces,
+    )
     from project_stream import DEFAULT_FIFO_PATH, ProjectStream
 
 MANIFEST_FILE = "manifest.json"
@@ -223,7 +237,7 @@ def left_to_right(boxes: np.ndarray) -> np.ndarray:
 def process_frame(
     frame_number: int,
     model,
-    detector: FaceDetector,
+    detector: ScheduledDetector,
     config: LambdaConfig,
     publisher: Publisher,
     stream: ProjectStream,
@@ -269,7 +283,7 @@ def infinite_infer_run(
     try:
         stream.start()
         model = load_model(config, publisher)
-        detector = FaceDetector(cascade_path=config.cascade_path)
+        detector = ScheduledDetector(FaceDetector(cascade_path=config.cascade_path), DEFAULT_DETECT_EVERY)
         publisher.status("Emotion inference started ({} backend)".format(config.backend))
     except Exception as error:  # any setup failure must reach the IoT console, not vanish
         message = "setup failed: {}: {}".format(type(error).__name__, error)
