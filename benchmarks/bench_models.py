@@ -52,7 +52,9 @@ def speed_table(args: argparse.Namespace) -> pd.DataFrame:
             "batched faces/s": round(inference_images_per_second(model, faces)),
             "single-face ms": round(single_face_ms(classifier, faces[:1, ..., None], args.repeats), 3),
         })  # fmt: skip
-        print(f"{path.stem}: {rows[-1]['batched faces/s']} faces/s, {rows[-1]['single-face ms']} ms", flush=True)
+        print(
+            f"{path.stem}: {rows[-1]['batched faces/s']} faces/s, {rows[-1]['single-face ms']} ms", flush=True
+        )
     return pd.DataFrame(rows)
 
 
@@ -63,7 +65,9 @@ def main() -> None:
     parser.add_argument("--csv")
     parser.add_argument("--faces", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=100)
-    parser.add_argument("--only", nargs="+", help="time only these models (by file stem); others keep their rows")
+    parser.add_argument(
+        "--only", nargs="+", help="time only these models (by file stem); others keep their rows"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     table = speed_table(args)
