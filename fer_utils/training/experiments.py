@@ -242,9 +242,9 @@ STUDENT_SPEED_CSV = config.METRICS_DIR / "student_speed.csv"
 STUDENT_NAME = "realtime_student_7"
 
 
-def student_proxy_networks() -> dict[str, tuple[str, dict]]:
+def student_proxy_networks(models_dir: Path | None = None) -> dict[str, tuple[str, dict]]:
     """Proxy run -> (architecture, options): the candidates and the grid's chosen run (fer_net 16-128)."""
-    settings = chosen_distillation()
+    settings = chosen_distillation(models_dir)
     if settings is None:
         return dict(STUDENT_CANDIDATES)
     grid_run = distillation_proxy_name(settings.temperature, settings.hard_label_weight)
@@ -269,7 +269,7 @@ def student_proxy_table(models_dir: Path | None = None, speed_csv: Path | None =
         return None
     speeds = pd.read_csv(speed_csv).pivot_table(index="candidate", columns="runtime", values="single-face ms")
     rows = []
-    for proxy, (architecture, options) in student_proxy_networks().items():
+    for proxy, (architecture, options) in student_proxy_networks(models_dir).items():
         sidecar = (models_dir or config.MODELS_DIR) / f"{proxy}.json"
         if not sidecar.is_file() or proxy not in speeds.index:
             return None
