@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from helpers.deeplens_scenes import tiny_classifier, write_face_video
 
-from fer_utils import cli
+from fer_utils import cli, config
 from fer_utils.data.labels import FER2013_CLASSES
 from fer_utils.edge.deeplens import fakes
 from fer_utils.edge.deeplens.cpu_model import CpuModel
 from fer_utils.edge.export import export_saved_model, export_tflite
 from fer_utils.models.saving import save_model_with_metadata
+from fer_utils.video.stream import DEFAULT_MODEL_NAMES
 
 BUNDLE_MODULES = ("lambda_function", "inference_lambda", "project_stream", "cpu_model", "face_detection")
 
@@ -132,6 +133,19 @@ def test_the_cpu_model_matches_keras_for_tflite_and_keras_files(saved):
         ranked = model.parseResult("classification", model.doInference(face))["classification"]
         assert [entry["label"] for entry in ranked] == list(np.argsort(-expected, kind="stable"))
         np.testing.assert_allclose([entry["prob"] for entry in ranked], np.sort(expected)[::-1], atol=1e-6)
+
+
+def test_without_a_model_it_packages_the_video_commands_default(saved, monkeypatch, tmp_path, capsys):
+    models = tmp_path / "models"
+    save_model_with_metadata(saved["model"], models / DEFAULT_MODEL_NAMES[0], {"experiment": "default"})
+    monkeypatch.setattr(config, "MODELS_DIR", models)
+    output = tmp_path / "default.zip"
+    assert cli.main(["deeplens-package", "--output", str(output)]) == cli.EXIT_OK
+    with zipfile.ZipFile(output) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["source_model"] == str(models / DEFAULT_MODEL_NAMES[0])
+    assert manifest["model_name"] == Path(DEFAULT_MODEL_NAMES[0]).stem
+    assert "default.zip" in capsys.readouterr().out
 
 
 def test_bad_model_paths_exit_2_and_leave_an_existing_bundle_alone(saved, tmp_path, capsys):

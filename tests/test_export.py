@@ -8,7 +8,9 @@ the face: a format that mangled its input (wrong scale, wrong dtype) would disag
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,8 +33,9 @@ from fer_utils.edge.export import (
 from fer_utils.edge.formats import FORMATS, default_output_dir, validate_formats
 from fer_utils.edge.inference import TFLiteFaceClassifier, as_face_batch
 from fer_utils.edge.optimizer_ops import DEEPLENS_TENSORFLOW_LAYERS, unsupported_operations
-from fer_utils.models.saving import save_model_with_metadata
+from fer_utils.models.saving import save_model_with_metadata, sidecar_path
 from fer_utils.video.recognition import FaceClassifier
+from fer_utils.video.stream import DEFAULT_MODEL_NAMES
 
 N_CLASSES = 7
 
@@ -289,6 +292,20 @@ def test_cli_export_writes_the_files_and_prints_json(tiny_model_path, tmp_path, 
     assert (tmp_path / "out" / "frozen_graph.pb").is_file() and (
         tmp_path / "out" / "export_table.csv"
     ).is_file()
+
+
+def test_cli_export_without_a_model_exports_the_video_commands_default(
+    tiny_model_path, tmp_path, monkeypatch, capsys
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    for source in (tiny_model_path, sidecar_path(tiny_model_path)):
+        shutil.copy(source, models / Path(DEFAULT_MODEL_NAMES[0]).with_suffix(source.suffix))
+    monkeypatch.setattr(config, "MODELS_DIR", models)
+    arguments = ["export", "--formats", "tflite_float32", "--output-dir", str(tmp_path / "out")]
+    arguments += ["--csv", str(config.SAMPLE_FER2013_CSV), "--latency-repeats", "1", "--json"]
+    assert cli.main(arguments) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["model"] == str(models / DEFAULT_MODEL_NAMES[0])
 
 
 def test_cli_export_bad_input_exits_2_with_one_error_line(tiny_model_path, tmp_path, capsys):

@@ -29,7 +29,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "export",
         help="export a saved model to SavedModel, TFLite and a frozen graph; compare size, accuracy, latency",
     )
-    export.add_argument("model", help="a .keras file saved by this project (its .json sidecar beside it)")
+    export.add_argument(
+        "model",
+        nargs="?",
+        help="a .keras file saved by this project, its .json sidecar beside it "
+        "(default: the model the video command runs)",
+    )
     export.add_argument(
         "--formats",
         nargs="+",
@@ -70,8 +75,9 @@ def run_export(args: argparse.Namespace) -> int:
     from fer_utils.data.fer2013 import load_fer2013
     from fer_utils.edge.evaluation import export_table, format_table, int8_check
     from fer_utils.edge.export import ExportError, calibration_faces, export_all
+    from fer_utils.video.stream import find_default_model
 
-    model_path = Path(args.model)
+    model_path = Path(args.model) if args.model else find_default_model()
     if not model_path.is_file():
         raise FileNotFoundError(f"Model file {model_path} does not exist")
     formats = validate_formats(args.formats)

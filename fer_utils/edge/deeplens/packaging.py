@@ -166,7 +166,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     package = commands.add_parser(
         "deeplens-package", help="package a model and the inference Lambda as an AWS DeepLens zip"
     )
-    package.add_argument("model", help="a .keras file saved by this project (its .json sidecar beside it)")
+    package.add_argument(
+        "model",
+        nargs="?",
+        help="a .keras file saved by this project, its .json sidecar beside it "
+        "(default: the model the video command runs)",
+    )
     package.add_argument("--output", required=True, help="the zip to write, e.g. deeplens_fer.zip")
     package.add_argument(
         "--backend",
@@ -186,8 +191,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_package(args: argparse.Namespace) -> int:
     """The ``deeplens-package`` command: write the zip and say what to do with it."""
+    from fer_utils.video.stream import find_default_model
+
+    model = args.model or find_default_model()
     try:
-        bundle = build_bundle(args.model, args.output, args.backend, args.cpu_model, args.model_name)
+        bundle = build_bundle(model, args.output, args.backend, args.cpu_model, args.model_name)
     except RuntimeError as error:  # an export or installation problem, not the user's input
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILURE
