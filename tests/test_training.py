@@ -154,3 +154,10 @@ def test_a_log_with_a_hole_is_refused_with_the_missing_epochs_named(tmp_path, sa
     log.drop(index=1).to_csv(tmp_path / "training_log.csv", index=False)
     with pytest.raises(ValueError, match=r"training_log.csv.*missing epochs \[1\]"):
         train_model(tiny_cnn, train, validation, tmp_path, replace(TINY, epochs=3))
+
+
+def test_the_split_protocol_names_what_chose_the_epoch():
+    from fer_utils.training.experiments import split_protocol
+
+    assert "highest PublicTest accuracy" in split_protocol("val_accuracy")
+    assert "lowest PublicTest loss" in split_protocol("val_loss")

@@ -666,6 +666,15 @@ SPLIT_PROTOCOL = (
 )
 
 
+def split_protocol(monitor: str) -> str:
+    """How a run's data was used, naming what chose its epoch (the run's monitor)."""
+    return (
+        SPLIT_PROTOCOL.replace("lowest PublicTest loss", "highest PublicTest accuracy")
+        if monitor == "val_accuracy"
+        else SPLIT_PROTOCOL
+    )
+
+
 def record_results(experiment: Experiment, result, splits, dataset, paths) -> dict:
     """Save the best model with its JSON sidecar, evaluate it on every split, write the metrics.
 
@@ -686,7 +695,7 @@ def record_results(experiment: Experiment, result, splits, dataset, paths) -> di
         "data_file": dataset.source.name if dataset.source else None,
         "data_sha256": dataset.source_sha256,
         "data_is_sample": dataset.is_sample,
-        "split_protocol": SPLIT_PROTOCOL,
+        "split_protocol": split_protocol(result.monitor),
         "images": splits.describe(),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
