@@ -18,7 +18,7 @@ PACKAGE_DIR: Path = Path(__file__).resolve().parent
 PROJECT_ROOT: Path = PACKAGE_DIR.parent
 #: The model and face photo shipped inside the package (``pip install`` brings them along).
 BUNDLED_DIR: Path = PACKAGE_DIR / "bundled"
-BUNDLED_MODEL: Path = BUNDLED_DIR / "distilled_mini_xception_7.keras"
+BUNDLED_MODEL: Path = BUNDLED_DIR / "realtime_student_7.keras"
 BUNDLED_SAMPLE_FACE: Path = BUNDLED_DIR / "sample_face.png"
 #: True in a clone of the repository; False for a package installed from a wheel, whose outputs
 #: and caches then go to the current directory and the user's cache, never into site-packages.

@@ -44,6 +44,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_OUTPUT_DIR: Path = config.RUNS_DIR / "video"
 #: Best first: the committed models the command uses when ``--model`` is not given.
 DEFAULT_MODEL_NAMES: tuple[str, ...] = (
+    "realtime_student_7.keras",
     "distilled_mini_xception_7.keras",
     "phase3_mini_xception_7.keras",
     "phase3_mini_xception_6.keras",
