@@ -18,7 +18,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fer_utils import config
@@ -46,7 +45,7 @@ def compose_clips(args: argparse.Namespace, folder: Path) -> dict[str, tuple[Pat
     """Clip name -> (video, ground truth): PublicTest faces, and the ``--images`` faces if given."""
     from fer_utils.data.fer2013 import load_fer2013
     from fer_utils.data.image_folders import load_image_folder
-    from fer_utils.video.synthetic import VideoLayout, compose_face_video
+    from fer_utils.video.synthetic import VideoLayout, compose_dataset_clip
 
     data = load_fer2013(config.find_fer2013_csv(args.csv).path)
     sources = {"PublicTest": data.split("PublicTest") if "PublicTest" in data.splits_present else data}
@@ -55,12 +54,8 @@ def compose_clips(args: argparse.Namespace, folder: Path) -> dict[str, tuple[Pat
     layout = VideoLayout(n_frames=args.frames, hold_frames=args.hold_frames)
     clips = {}
     for name, source in sources.items():
-        picked = np.random.default_rng(0).choice(len(source), min(len(source), args.frames), replace=False)
         video = folder / f"{name}.mp4"
-        truth = compose_face_video(
-            source.images[picked], source.labels[picked], video, class_names=source.class_names, layout=layout
-        )
-        clips[name] = (video, truth)
+        clips[name] = (video, compose_dataset_clip(source, video, layout))
     return clips
 
 

@@ -12,7 +12,7 @@ there, in ``benchmarks/peer_fer/fer_worker.py``, as a subprocess.
    (fer's resize to 64x64 and its own scaling; its class order mapped to FER2013's by name). With a
    6-class model fer's 7-class predictions are also scored after the same disgust merge.
 3. Throughput, in interleaved rounds (ours, then fer's, per round; medians reported): ours is the
-   ``python -m fer_utils video`` loop (decode, detect, crop, one batched inference, smoothing,
+   ``python -m fer_utils video`` loop (decode, detect, crop, one batched inference, smoothing if asked,
    drawing, writing the mp4 and the timeline); fer's is decode plus ``FER(mtcnn=False).detect_emotions``
    per frame and nothing else, so fer gets the lighter loop. ``tflite`` is fer's default classifier
    (its quantized model), ``keras`` its ``emotion_model.hdf5``. The load average is printed around every
@@ -66,7 +66,7 @@ from fer_utils.video.stream import (
 )
 from fer_utils.video.synthetic import (
     VideoLayout,
-    compose_face_video,
+    compose_dataset_clip,
     load_ground_truth,
     score_against_ground_truth,
 )
@@ -143,13 +143,9 @@ def write_test_faces(data: FERDataset, path: Path) -> FERDataset:
 def compose_clip(data: FERDataset, folder: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     """The clip of bench_video.py (same seed, same picks, same layout) and its ground truth."""
     source = data.split("PublicTest") if "PublicTest" in data.splits_present else data
-    picked = np.random.default_rng(0).choice(len(source), min(len(source), args.frames), replace=False)
     layout = VideoLayout(n_frames=args.frames, background=args.background, hold_frames=args.hold_frames)
     video = folder / "clip.mp4"
-    truth = compose_face_video(
-        source.images[picked], source.labels[picked], video, class_names=source.class_names, layout=layout
-    )
-    return video, truth
+    return video, compose_dataset_clip(source, video, layout)
 
 
 def our_accuracy(classifier: KerasFaceClassifier, test: FERDataset) -> dict[str, float]:
@@ -182,7 +178,7 @@ def our_round(
     recognizer = EmotionRecognizer(
         classifier,
         FaceDetector(detection_width=args.detection_width),
-        ProbabilitySmoother(args.smoothing),
+        ProbabilitySmoother(args.smoothing) if args.smoothing else None,
         margin=args.margin,
         detect_every=args.detect_every,
     )
@@ -225,6 +221,28 @@ def fer_round(
     if finished.returncode != 0 or not lines:
         raise RuntimeError(f"fer_worker.py exited with {finished.returncode}:\n{finished.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def measurements(our_name: str, ours: PipelineRuns, fer: dict[str, PipelineRuns]) -> pd.DataFrame:
+    """The figures of :func:`comparison_table` as numbers, one row per pipeline (what ``--out`` saves,
+    for notebooks to read)."""
+    pipelines = {f"ours: {our_name}": ours, **{FER_BACKEND_TITLES[name]: runs for name, runs in fer.items()}}
+    rows = [
+        {
+            "pipeline": title,
+            **{f"{split} accuracy": value for split, value in runs.accuracy.items()},
+            "fps median": runs.fps_median,
+            "fps runs": len(runs.fps_runs),
+            "CPU ms per frame median": runs.cpu_ms_median,
+            "detection recall": runs.score["detection_recall"],
+            "detection precision": runs.score["detection_precision"],
+            "label accuracy on detected faces": runs.score["label_accuracy_on_matched"],
+            "true faces": runs.score["true_faces"],
+            "end to end accuracy": end_to_end_accuracy(runs.score),
+        }
+        for title, runs in pipelines.items()
+    ]
+    return pd.DataFrame(rows).set_index("pipeline")
 
 
 def comparison_table(
@@ -272,13 +290,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--detect-every", type=int, default=DEFAULT_DETECT_EVERY, help="as the video command's"
     )
-    parser.add_argument("--smoothing", type=float, default=0.3)
+    parser.add_argument(
+        "--smoothing", type=float, help="the video command's --smoothing (default: off, as there)"
+    )
     parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN)
     parser.add_argument(
         "--fer-backends", nargs="+", choices=tuple(FER_BACKEND_TITLES), default=["tflite", "keras"]
     )
     parser.add_argument("--fer-venv", type=Path, default=config.PROJECT_ROOT / ".venv-fer")
-    parser.add_argument("--out", type=Path, help="also save the comparison table as CSV here")
+    parser.add_argument(
+        "--out", type=Path, help="also save the figures as numbers, one row per pipeline, to this CSV"
+    )
     args = parser.parse_args()
     if args.repeats < 1 or args.frames < 1:
         parser.error("--repeats and --frames must be at least 1")
@@ -331,8 +353,8 @@ def print_results(
     print(table.to_string())
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out)
-        print(f"saved {args.out}")
+        measurements(model_path.stem, ours, fer).to_csv(args.out)
+        print(f"saved the figures as numbers to {args.out}")
     reference = fer.get("tflite") or next(iter(fer.values()))
     speedup = ours.fps_median / reference.fps_median
     print(

@@ -123,7 +123,9 @@ def main() -> None:
     parser.add_argument(
         "--detect-every", type=int, default=DEFAULT_DETECT_EVERY, help="as the video command's"
     )
-    parser.add_argument("--smoothing", type=float, default=0.3)
+    parser.add_argument(
+        "--smoothing", type=float, help="the video command's --smoothing (default: off, as there)"
+    )
     parser.add_argument("--background", default="blur", choices=("blur", "plain"))
     parser.add_argument("--hold-frames", type=int, default=25, help="frames before the faces change")
     parser.add_argument(
@@ -150,7 +152,7 @@ def main() -> None:
             recognizer = EmotionRecognizer(
                 classifier,
                 detector,
-                ProbabilitySmoother(args.smoothing),
+                ProbabilitySmoother(args.smoothing) if args.smoothing else None,
                 margin=args.margin,
                 detect_every=args.detect_every,
             )

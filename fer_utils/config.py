@@ -48,6 +48,9 @@ EXPORTS_DIR: Path = MODELS_DIR / "exports"  # edge formats: models/exports/<mode
 #: Environment variables that point at the real data files.
 FER2013_ENV_VAR = "FER2013_CSV"
 FERPLUS_ENV_VAR = "FERPLUS_CSV"
+#: Faces of another data set in emotion-named folders (``ROOT/<emotion>/<image>``), for measuring
+#: how models carry over beyond FER2013; never trained on.
+OTHER_FACES_ENV_VAR = "FER_OTHER_FACES"
 
 #: Conventional locations inside the checkout (git-ignored) for a user's own copy.
 CONVENTIONAL_FER2013_PATHS: tuple[Path, ...] = (
@@ -115,6 +118,21 @@ def find_ferplus_csv(
 ) -> DataSource:
     """Locate the FER+ label file (``fer2013new.csv``) the same way as :func:`find_fer2013_csv`."""
     return _resolve(explicit, FERPLUS_ENV_VAR, CONVENTIONAL_FERPLUS_PATHS, SAMPLE_FERPLUS_CSV, warn_on_sample)
+
+
+def find_other_faces_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The folder of another data set's faces: argument, then ``$FER_OTHER_FACES``; None if neither.
+
+    A folder named but missing raises, naming it, rather than quietly skipping the measurement.
+    """
+    named = explicit or os.environ.get(OTHER_FACES_ENV_VAR)
+    if not named:
+        return None
+    folder = Path(named).expanduser()
+    if not folder.is_dir():
+        source = "given" if explicit else f"named by ${OTHER_FACES_ENV_VAR}"
+        raise FileNotFoundError(f"The faces folder {folder} ({source}) does not exist or is not a folder")
+    return folder
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,10 @@ def write_lines(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture(autouse=True)
 def no_data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Unset ``$FER2013_CSV`` / ``$FERPLUS_CSV`` and send the default parse cache to a temp folder."""
+    """Unset ``$FER2013_CSV`` / ``$FERPLUS_CSV`` / ``$FER_OTHER_FACES`` and send the default parse
+    cache to a temp folder."""
     monkeypatch.delenv(config.FER2013_ENV_VAR, raising=False)
+    monkeypatch.delenv(config.OTHER_FACES_ENV_VAR, raising=False)
     monkeypatch.delenv(config.FERPLUS_ENV_VAR, raising=False)
     monkeypatch.setattr(config, "PROCESSED_DATA_DIR", tmp_path_factory.mktemp("processed"))
 

@@ -144,3 +144,18 @@ def test_sample_ferplus_found_by_default(no_conventional_data):
     with pytest.warns(SampleDataWarning, match="FERPLUS_CSV"):
         votes = load_ferplus()
     assert votes.source == config.SAMPLE_FERPLUS_CSV
+
+
+def test_other_faces_folder_comes_from_the_argument_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(config.OTHER_FACES_ENV_VAR, raising=False)
+    assert config.find_other_faces_dir() is None
+    monkeypatch.setenv(config.OTHER_FACES_ENV_VAR, str(tmp_path))
+    assert config.find_other_faces_dir() == tmp_path
+    given = tmp_path / "given"
+    given.mkdir()
+    assert config.find_other_faces_dir(given) == given
+    with pytest.raises(FileNotFoundError, match="missing.*given"):
+        config.find_other_faces_dir(tmp_path / "missing")
+    monkeypatch.setenv(config.OTHER_FACES_ENV_VAR, str(tmp_path / "gone"))
+    with pytest.raises(FileNotFoundError, match=f"gone.*\\${config.OTHER_FACES_ENV_VAR}"):
+        config.find_other_faces_dir()

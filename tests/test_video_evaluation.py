@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import build_dataset
 from helpers.video_material import detectable_sample_faces, save_tiny_model
 
 from fer_utils.reports import plots
@@ -18,6 +19,7 @@ from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY
 from fer_utils.video.stream import StreamSummary
 from fer_utils.video.synthetic import (
     VideoLayout,
+    compose_dataset_clip,
     compose_face_video,
     ground_truth_path,
     load_ground_truth,
@@ -265,3 +267,15 @@ def test_models_on_clip_gives_one_row_per_model_with_the_command_defaults(clip) 
     # The same model and detection label the same faces the same way.
     assert table.loc["tiny", "end-to-end accuracy"] == table.loc["tiny again", "end-to-end accuracy"]
     assert video_evaluation.DetectionSetting.video_command_defaults().detect_every == DEFAULT_DETECT_EVERY
+
+
+def test_a_dataset_clip_shows_each_face_once_while_there_are_enough(tmp_path) -> None:
+    dataset = build_dataset(30, labels=np.arange(30) % 7, seed=1)
+    layout = VideoLayout(n_frames=10, hold_frames=5, background="plain", seed=4)
+    truth = load_ground_truth(compose_dataset_clip(dataset, tmp_path / "clip.mp4", layout))
+    shown = [face for frame in truth["frames"][::5] for face in frame["faces"]]
+    assert len(truth["frames"]) == 10 and truth["class_names"] == list(dataset.class_names)
+    picked = np.random.default_rng(4).choice(30, 10, replace=False)  # the layout's seed picks the faces
+    assert [face["label_index"] for face in shown] == [int(dataset.labels[i]) for i in picked[: len(shown)]]
+    again = load_ground_truth(compose_dataset_clip(dataset, tmp_path / "again.mp4", layout))
+    assert again["frames"] == truth["frames"]

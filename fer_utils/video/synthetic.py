@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_utils.data.fer2013 import FERDataset
 from fer_utils.data.labels import FER2013_CLASSES
 from fer_utils.video.face_detection import FaceDetector
 from fer_utils.video.recognition import match_boxes
@@ -141,6 +142,18 @@ def compose_face_video(
     truth_file = ground_truth_path(path)
     truth_file.write_text(json.dumps(truth) + "\n")
     return truth_file
+
+
+def compose_dataset_clip(
+    dataset: FERDataset, path: str | os.PathLike[str], layout: VideoLayout = VideoLayout()
+) -> Path:
+    """:func:`compose_face_video` of faces drawn at random from ``dataset`` (seeded by the layout),
+    each at most once while there are enough: the clip the benchmarks and notebooks share."""
+    count = min(len(dataset), layout.n_frames)
+    picked = np.random.default_rng(layout.seed).choice(len(dataset), count, replace=False)
+    return compose_face_video(
+        dataset.images[picked], dataset.labels[picked], path, class_names=dataset.class_names, layout=layout
+    )
 
 
 def load_ground_truth(path: str | os.PathLike[str]) -> dict:
