@@ -1,6 +1,6 @@
 """End-to-end frames per second of ``python -m fer_utils video`` on a composed 640x480 clip.
 
-Usage: python benchmarks/bench_video.py [--model PATH] [--frames 150] [--repeats 3] [--cv-threads 0]
+Usage: python benchmarks/bench_video.py [--model PATH.keras or PATH.tflite] [--frames 150] [--repeats 3] [--cv-threads 0]
 The clip holds one to three real FER2013 PublicTest faces (upscaled to 120-160 px) per frame; the loop is the
 command's own (``fer_utils.video.stream.process_stream``): decode, detect, crop, one batched inference,
 draw and write the mp4 and the timeline. Without a trained model an untrained mini-Xception stands
@@ -30,12 +30,14 @@ from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, FaceDetector
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
+    FaceClassifier,
     KerasFaceClassifier,
     ProbabilitySmoother,
 )
 from fer_utils.video.stream import (
     FrameSinks,
     find_default_model,
+    load_face_classifier,
     open_video_source,
     open_video_writer,
     process_stream,
@@ -51,10 +53,11 @@ from fer_utils.video.timeline import TimelineWriter, read_timeline
 STAGES = ("decode", "detect", "crop", "infer", "draw_write")
 
 
-def _classifier(model_path: str | None) -> tuple[KerasFaceClassifier, str]:
+def _classifier(model_path: str | None) -> tuple[FaceClassifier, str]:
+    """The model the video command would run (a .keras or a .tflite export), else an untrained one."""
     try:
         path = Path(model_path) if model_path else find_default_model()
-        return KerasFaceClassifier.from_file(path), str(path)
+        return load_face_classifier(path), str(path)
     except FileNotFoundError:
         from fer_utils.data.labels import FER2013_CLASSES
         from fer_utils.models.architectures import build_model

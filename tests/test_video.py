@@ -94,6 +94,30 @@ def test_video_command_end_to_end(clip, model_path, tmp_path, capsys) -> None:
     assert score["matched_faces"] > 0 and 0.0 <= score["label_accuracy_on_matched"] <= 1.0
 
 
+def test_a_tflite_export_labels_the_video_as_its_keras_model_does(clip, model_path, tmp_path, capsys) -> None:
+    from fer_utils.edge.export import export_all
+
+    export_all(model_path, tmp_path / "exports", np.zeros((4, 48, 48), np.uint8), ["tflite_float32"])
+    timelines = {}
+    for name, model in {"keras": model_path, "tflite": tmp_path / "exports" / "model_float32.tflite"}.items():
+        arguments = [
+            "video",
+            str(clip),
+            "--model",
+            str(model),
+            "--output-dir",
+            str(tmp_path / name),
+            "--quiet",
+        ]
+        assert cli.main(arguments) == cli.EXIT_OK, capsys.readouterr().err
+        timelines[name] = read_timeline(tmp_path / name / "clip_timeline.jsonl")
+    assert timelines["tflite"]["label"].tolist() == timelines["keras"]["label"].tolist()
+    (tmp_path / "exports" / "exports.json").unlink()
+    arguments = ["video", str(clip), "--model", str(tmp_path / "exports" / "model_float32.tflite")]
+    assert cli.main([*arguments, "--output-dir", str(tmp_path / "o")]) == 2
+    assert "no exports.json beside it" in capsys.readouterr().err
+
+
 def test_frames_without_faces_are_recorded(model_path, tmp_path, capsys) -> None:
     empty = tmp_path / "empty_room.mp4"
     writer = open_video_writer(empty, 10, (320, 240))
@@ -200,7 +224,7 @@ def test_camera_that_stops_mid_run_leaves_valid_outputs(
     assert (tmp_path / "camera0_mood.png").is_file()
 
 
-def test_default_model_prefers_mini_xception_7_and_missing_is_clear(
+def test_default_model_prefers_the_realtime_student_and_missing_is_clear(
     tmp_path, monkeypatch, clip, capsys
 ) -> None:
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fer_utils import config
+from fer_utils.video.tflite import EXPORTS_MANIFEST
 
 #: Export formats in the order they are written (the TFLite ones convert the SavedModel).
 FORMATS: tuple[str, ...] = ("saved_model", "tflite_float32", "tflite_float16", "tflite_int8", "frozen_graph")
@@ -28,7 +29,7 @@ TFLITE_QUANTIZATIONS: dict[str, str] = {
     "tflite_float16": "float16",
     "tflite_int8": "int8",
 }
-MANIFEST_NAME = "exports.json"
+MANIFEST_NAME = EXPORTS_MANIFEST
 TABLE_NAME = "export_table.csv"
 #: Training faces that calibrate the int8 model.
 DEFAULT_CALIBRATION_FACES = 500

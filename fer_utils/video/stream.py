@@ -31,6 +31,7 @@ from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, DEFAULT_SCALE_F
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
+    FaceClassifier,
     FaceResult,
     ProbabilitySmoother,
     timed_stage,
@@ -306,6 +307,18 @@ def _end_of_source(source: VideoSource, frames_read: int) -> tuple[str, bool]:
     return "end of video", False
 
 
+def load_face_classifier(model_path: Path) -> FaceClassifier:
+    """A ``.keras`` model (sidecar beside it), or a ``.tflite`` export (``exports.json`` beside it),
+    which then runs on LiteRT without loading TensorFlow."""
+    if Path(model_path).suffix == ".tflite":
+        from fer_utils.video.tflite import TFLiteFaceClassifier, exported_class_names
+
+        return TFLiteFaceClassifier(model_path, exported_class_names(model_path))
+    from fer_utils.video.recognition import KerasFaceClassifier
+
+    return KerasFaceClassifier.from_file(model_path)
+
+
 def build_recognizer(
     model_path: Path,
     smoothing: float | None,
@@ -315,10 +328,8 @@ def build_recognizer(
 ) -> EmotionRecognizer:
     """The recogniser the ``video`` command runs: the model, a detector (default settings unless
     given) run every ``detect_every`` frames, optional smoothing per tracked face, the crop margin."""
-    from fer_utils.video.recognition import KerasFaceClassifier
-
     smoother = ProbabilitySmoother(alpha=smoothing) if smoothing is not None else None
-    classifier = KerasFaceClassifier.from_file(model_path)
+    classifier = load_face_classifier(model_path)
     return EmotionRecognizer(classifier, detector or FaceDetector(), smoother, margin, detect_every)
 
 
@@ -492,7 +503,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "input", metavar="INPUT", help="a video file, a camera index (digits, e.g. 0) or a stream URL"
     )
     video.add_argument(
-        "--model", help=f"a saved .keras model (default: best of {', '.join(DEFAULT_MODEL_NAMES)} in models/)"
+        "--model",
+        help="a saved .keras model, or a .tflite file written by `export` (runs without TensorFlow) "
+        f"(default: the first of {', '.join(DEFAULT_MODEL_NAMES)} in models/, else the bundled model)",
     )
     video.add_argument(
         "--output-dir", default=str(DEFAULT_OUTPUT_DIR), help="where outputs go (default: %(default)s)"
