@@ -23,7 +23,7 @@ import numpy as np
 
 from fer_utils import config
 from fer_utils.video.face_detection import DEFAULT_CROP_MARGIN, FaceDetector, crop_faces
-from fer_utils.video.recognition import KerasFaceClassifier
+from fer_utils.video.recognition import load_face_classifier
 
 #: Image files ``classify`` and :func:`image_paths` pick up in a directory.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -125,7 +125,8 @@ def image_paths(inputs: Sequence[str | os.PathLike[str]]) -> Iterator[Path]:
 class EmotionRecognizer:
     """Faces and their emotions in photos, with a saved model of this project.
 
-    ``model``: a ``.keras`` file saved by this project (default: the bundled model).
+    ``model``: a ``.keras`` file saved by this project (default: the bundled model), or a ``.tflite``
+    file written by ``fer-utils export`` (with its ``exports.json``), run without TensorFlow.
     ``min_face``: smallest face side in pixels the detector reports. ``detect=False`` classifies
     the whole image as one face (for images that are already face crops).
     """
@@ -140,7 +141,7 @@ class EmotionRecognizer:
         if min_face < 1:
             raise ValueError(f"min_face must be at least 1 pixel, got {min_face}")
         self.model_path = Path(model) if model is not None else bundled_model_path()
-        self.classifier = KerasFaceClassifier.from_file(self.model_path)
+        self.classifier = load_face_classifier(self.model_path)
         self.class_names = self.classifier.class_names
         self.detector = FaceDetector(
             detection_width=None, scale_factor=1.1, min_neighbors=5, min_face_fraction=0.0

@@ -80,6 +80,16 @@ class KerasFaceClassifier:
         return np.asarray(self._predict(faces), dtype=np.float32)
 
 
+def load_face_classifier(model_path: str | os.PathLike[str]) -> FaceClassifier:
+    """A ``.keras`` model (sidecar beside it), or a ``.tflite`` export (``exports.json`` beside it),
+    which then runs on LiteRT without loading TensorFlow."""
+    if os.fspath(model_path).endswith(".tflite"):
+        from fer_utils.video.tflite import TFLiteFaceClassifier, exported_class_names
+
+        return TFLiteFaceClassifier(model_path, exported_class_names(model_path))
+    return KerasFaceClassifier.from_file(model_path)
+
+
 @dataclass(frozen=True)
 class FaceResult:
     """One face in one frame: where it is, what it shows, and which face it is over time.

@@ -31,9 +31,9 @@ from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, DEFAULT_SCALE_F
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
-    FaceClassifier,
     FaceResult,
     ProbabilitySmoother,
+    load_face_classifier,
     timed_stage,
 )
 from fer_utils.video.timeline import TimelineWriter, read_timeline, save_mood_plot
@@ -305,18 +305,6 @@ def _end_of_source(source: VideoSource, frames_read: int) -> tuple[str, bool]:
             "(truncated or miscounted file)"
         ), False
     return "end of video", False
-
-
-def load_face_classifier(model_path: Path) -> FaceClassifier:
-    """A ``.keras`` model (sidecar beside it), or a ``.tflite`` export (``exports.json`` beside it),
-    which then runs on LiteRT without loading TensorFlow."""
-    if Path(model_path).suffix == ".tflite":
-        from fer_utils.video.tflite import TFLiteFaceClassifier, exported_class_names
-
-        return TFLiteFaceClassifier(model_path, exported_class_names(model_path))
-    from fer_utils.video.recognition import KerasFaceClassifier
-
-    return KerasFaceClassifier.from_file(model_path)
 
 
 def build_recognizer(
