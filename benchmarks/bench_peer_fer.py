@@ -1,6 +1,6 @@
 """Our video pipeline against the PyPI package ``fer`` on the same faces and the same clip (issue #7).
 
-Usage: python benchmarks/bench_peer_fer.py [--model PATH] [--csv PATH] [--frames 150] [--repeats 3]
+Usage: python benchmarks/bench_peer_fer.py [--model PATH] [--csv PATH] [--images DIR] [--frames 150] [--repeats 3]
                                            [--fer-backends tflite keras] [--fer-venv .venv-fer] [--out CSV]
 Needs fer's own environment, ``.venv-fer/`` (``bash benchmarks/peer_fer/setup_env.sh``): fer runs
 there, in ``benchmarks/peer_fer/fer_worker.py``, as a subprocess.
@@ -48,6 +48,7 @@ import pandas as pd
 from fer_utils import config
 from fer_utils.analysis.evaluation import evaluate_split
 from fer_utils.data.fer2013 import FERDataset, load_fer2013
+from fer_utils.data.image_folders import load_image_folder
 from fer_utils.data.labels import MERGED_CLASSES, merge_disgust
 from fer_utils.video.evaluation import end_to_end_accuracy
 from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, FaceDetector
@@ -141,8 +142,12 @@ def write_test_faces(data: FERDataset, path: Path) -> FERDataset:
 
 
 def compose_clip(data: FERDataset, folder: Path, args: argparse.Namespace) -> tuple[Path, Path]:
-    """The clip of bench_video.py (same seed, same picks, same layout) and its ground truth."""
-    source = data.split("PublicTest") if "PublicTest" in data.splits_present else data
+    """The clip of bench_video.py (same seed, same picks, same layout) and its ground truth; of the
+    ``--images`` faces instead of PublicTest's when given."""
+    if args.images:
+        source = load_image_folder(args.images).dataset
+    else:
+        source = data.split("PublicTest") if "PublicTest" in data.splits_present else data
     layout = VideoLayout(n_frames=args.frames, background=args.background, hold_frames=args.hold_frames)
     video = folder / "clip.mp4"
     return video, compose_dataset_clip(source, video, layout)
@@ -276,6 +281,11 @@ def parse_args() -> argparse.Namespace:
         "--model", help="default: the best committed model (fer_utils.video.stream.find_default_model)"
     )
     parser.add_argument("--csv")
+    parser.add_argument(
+        "--images",
+        help="compose the clip from another data set's faces in emotion-named folders (e.g. CK+48) "
+        "instead of PublicTest's; the 48x48 accuracy rows stay on FER2013's test splits",
+    )
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (ours, then fer's)")
     parser.add_argument("--hold-frames", type=int, default=25, help="frames before the faces change")
@@ -379,7 +389,7 @@ def run(args: argparse.Namespace) -> None:
         test = write_test_faces(data, folder / "test_faces.npz")
         clip = compose_clip(data, folder, args)
         print(
-            f"clip: {args.frames} frames 640x480; accuracy faces: "
+            f"clip: {args.frames} frames 640x480 of {args.images or 'PublicTest'} faces; accuracy faces: "
             + ", ".join(f"{split} {int((test.usage == split).sum())}" for split in test.splits_present)
         )
         ours, fer, first_report = interleaved_rounds(python, classifier, clip, args, folder)
