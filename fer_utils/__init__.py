@@ -70,6 +70,7 @@ _PUBLIC = {
     "run_experiment": "fer_utils.training.experiments",
     "train_model": "fer_utils.training.loop",
     "FaceDetector": "fer_utils.video.face_detection",
+    "load_face_classifier": "fer_utils.video.recognition",
     "export_all": "fer_utils.edge.export",
 }
 __all__ = sorted(_PUBLIC)
