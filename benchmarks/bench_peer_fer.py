@@ -55,10 +55,14 @@ from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, FaceDetector
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
     EmotionRecognizer,
+    FaceClassifier,
     KerasFaceClassifier,
     ProbabilitySmoother,
+    load_face_classifier,
 )
 from fer_utils.video.stream import (
+    DEFAULT_RUNTIME,
+    RUNTIMES,
     FrameSinks,
     find_default_model,
     open_video_source,
@@ -173,7 +177,7 @@ def fer_accuracy(accuracy_report: dict, test: FERDataset, our_classes: tuple[str
 
 
 def our_round(
-    video: Path, classifier: KerasFaceClassifier, args: argparse.Namespace, folder: Path
+    video: Path, classifier: FaceClassifier, args: argparse.Namespace, folder: Path
 ) -> tuple[float, float]:
     """One pass of the ``fer_utils video`` loop over the clip (as bench_video.py runs it).
 
@@ -280,6 +284,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--model", help="default: the best committed model (fer_utils.video.stream.find_default_model)"
     )
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME, help="as the video command's")
     parser.add_argument("--csv")
     parser.add_argument(
         "--images",
@@ -319,7 +324,7 @@ def parse_args() -> argparse.Namespace:
 
 def interleaved_rounds(
     python: Path,
-    classifier: KerasFaceClassifier,
+    classifier: FaceClassifier,
     clip: tuple[Path, Path],
     args: argparse.Namespace,
     folder: Path,
@@ -355,7 +360,7 @@ def print_results(
     args: argparse.Namespace,
 ) -> None:
     print(
-        f"\nours: {model_path} ({len(classifier.class_names)} classes), cv2 threads {cv2.getNumThreads()}, "
+        f"\nours: {model_path} ({len(classifier.class_names)} classes) on {args.runtime}, cv2 threads {cv2.getNumThreads()}, "
         f"detection width {args.detection_width}, every {args.detect_every} frame(s); fer {versions['fer']} with TensorFlow {versions['tensorflow']}, "
         f"OpenCV {versions['opencv']} (cv2 threads {versions['cv2_threads']}), Haar cascade on the full frame"
     )
@@ -383,7 +388,8 @@ def run(args: argparse.Namespace) -> None:
     if args.cv_threads:
         cv2.setNumThreads(args.cv_threads)
     data = load_fer2013(config.find_fer2013_csv(args.csv).path)
-    classifier = KerasFaceClassifier.from_file(model_path)
+    classifier = KerasFaceClassifier.from_file(model_path)  # for the 48x48 accuracy rows
+    video_classifier = load_face_classifier(model_path, args.runtime)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         test = write_test_faces(data, folder / "test_faces.npz")
@@ -392,7 +398,7 @@ def run(args: argparse.Namespace) -> None:
             f"clip: {args.frames} frames 640x480 of {args.images or 'PublicTest'} faces; accuracy faces: "
             + ", ".join(f"{split} {int((test.usage == split).sum())}" for split in test.splits_present)
         )
-        ours, fer, first_report = interleaved_rounds(python, classifier, clip, args, folder)
+        ours, fer, first_report = interleaved_rounds(python, video_classifier, clip, args, folder)
         ground_truth = load_ground_truth(clip[1])
         ours.accuracy = our_accuracy(classifier, test)
         ours.score = score_against_ground_truth(read_timeline(folder / "ours_timeline.jsonl"), ground_truth)

@@ -35,6 +35,8 @@ from fer_utils.video.recognition import (
     ProbabilitySmoother,
 )
 from fer_utils.video.stream import (
+    DEFAULT_RUNTIME,
+    RUNTIMES,
     FrameSinks,
     find_default_model,
     load_face_classifier,
@@ -53,11 +55,13 @@ from fer_utils.video.timeline import TimelineWriter, read_timeline
 STAGES = ("decode", "detect", "crop", "infer", "draw_write")
 
 
-def _classifier(model_path: str | None) -> tuple[FaceClassifier, str]:
+def _classifier(model_path: str | None, runtime: str) -> tuple[FaceClassifier, str]:
     """The model the video command would run (a .keras or a .tflite export), else an untrained one."""
     try:
         path = Path(model_path) if model_path else find_default_model()
-        return load_face_classifier(path), str(path)
+        return load_face_classifier(
+            path, runtime
+        ), f"{path} on {runtime if path.suffix == '.keras' else 'litert'}"
     except FileNotFoundError:
         from fer_utils.data.labels import FER2013_CLASSES
         from fer_utils.models.architectures import build_model
@@ -113,6 +117,7 @@ def _print_direct_accuracy(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME, help="as the video command's")
     parser.add_argument("--csv")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
@@ -140,7 +145,7 @@ def main() -> None:
     print(f"load average before: {tuple(round(v, 2) for v in os.getloadavg())} on {os.cpu_count()} CPUs")
     data = load_fer2013(config.find_fer2013_csv(args.csv).path)
     data = data.split("PublicTest") if "PublicTest" in data.splits_present else data
-    classifier, model_name = _classifier(args.model)
+    classifier, model_name = _classifier(args.model, args.runtime)
     detector = FaceDetector(detection_width=args.detection_width)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

@@ -128,7 +128,9 @@ class EmotionRecognizer:
     ``model``: a ``.keras`` file saved by this project (default: the bundled model), or a ``.tflite``
     file written by ``fer-utils export`` (with its ``exports.json``), run without TensorFlow.
     ``min_face``: smallest face side in pixels the detector reports. ``detect=False`` classifies
-    the whole image as one face (for images that are already face crops).
+    the whole image as one face (for images that are already face crops). ``runtime="litert"``
+    runs a ``.keras`` model through its cached TFLite conversion, as the video command does: the
+    same labels, faster per face once converted (worth it for many images, such as camera frames).
     """
 
     def __init__(
@@ -137,11 +139,12 @@ class EmotionRecognizer:
         min_face: int = 24,
         margin: float = DEFAULT_CROP_MARGIN,
         detect: bool = True,
+        runtime: str = "keras",
     ) -> None:
         if min_face < 1:
             raise ValueError(f"min_face must be at least 1 pixel, got {min_face}")
         self.model_path = Path(model) if model is not None else bundled_model_path()
-        self.classifier = load_face_classifier(self.model_path)
+        self.classifier = load_face_classifier(self.model_path, runtime)
         self.class_names = self.classifier.class_names
         self.detector = FaceDetector(
             detection_width=None, scale_factor=1.1, min_neighbors=5, min_face_fraction=0.0

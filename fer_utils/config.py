@@ -30,6 +30,8 @@ RAW_DATA_DIR: Path = DATA_DIR / "raw"
 PROCESSED_DATA_DIR: Path = (
     DATA_DIR / "processed" if IN_CHECKOUT else Path(platformdirs.user_cache_dir("fer-utils")) / "processed"
 )
+#: ``.keras`` models converted for LiteRT by the video command (``fer_utils.video.tflite``).
+TFLITE_CACHE_DIR: Path = PROCESSED_DATA_DIR / "tflite"
 SAMPLE_DATA_DIR: Path = PROJECT_ROOT / "data" / "sample"
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 NOTEBOOK_PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"

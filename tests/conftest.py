@@ -98,14 +98,23 @@ def write_lines(tmp_path: Path) -> Callable[..., Path]:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def session_tflite_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One LiteRT conversion cache for the whole run: each test model converts once, not per test."""
+    return tmp_path_factory.mktemp("tflite_cache")
+
+
 @pytest.fixture(autouse=True)
-def no_data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def no_data_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, session_tflite_cache: Path
+) -> None:
     """Unset ``$FER2013_CSV`` / ``$FERPLUS_CSV`` / ``$FER_OTHER_FACES`` and send the default parse
-    cache to a temp folder."""
+    cache and the LiteRT conversion cache to temp folders."""
     monkeypatch.delenv(config.FER2013_ENV_VAR, raising=False)
     monkeypatch.delenv(config.OTHER_FACES_ENV_VAR, raising=False)
     monkeypatch.delenv(config.FERPLUS_ENV_VAR, raising=False)
     monkeypatch.setattr(config, "PROCESSED_DATA_DIR", tmp_path_factory.mktemp("processed"))
+    monkeypatch.setattr(config, "TFLITE_CACHE_DIR", session_tflite_cache)
 
 
 @pytest.fixture

@@ -109,15 +109,14 @@ def test_the_bundled_model_carries_its_class_names() -> None:
     assert embedded_class_names(config.BUNDLED_MODEL) == list(api.EmotionRecognizer().class_names)
 
 
-def test_a_tflite_export_of_the_bundled_model_finds_the_same_faces_and_labels(
-    recognizer, photo_bgr, tmp_path
-):
+def test_a_tflite_export_and_litert_find_the_same_faces_and_labels_as_keras(recognizer, photo_bgr, tmp_path):
     from fer_utils.edge.export import export_all
 
     export_all(config.BUNDLED_MODEL, tmp_path, np.zeros((4, 48, 48), np.uint8), ["tflite_float32"])
-    exported = api.EmotionRecognizer(model=tmp_path / "model_float32.tflite")
-    assert exported.class_names == recognizer.class_names
-    keras_faces, tflite_faces = recognizer.analyze(photo_bgr), exported.analyze(photo_bgr)
-    assert [(face.box, face.label) for face in tflite_faces] == [
-        (face.box, face.label) for face in keras_faces
-    ]
+    expected = [(face.box, face.label) for face in recognizer.analyze(photo_bgr)]
+    for other in (
+        api.EmotionRecognizer(model=tmp_path / "model_float32.tflite"),
+        api.EmotionRecognizer(runtime="litert"),
+    ):
+        assert other.class_names == recognizer.class_names
+        assert [(face.box, face.label) for face in other.analyze(photo_bgr)] == expected

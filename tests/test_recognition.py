@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from helpers.video_material import detectable_sample_faces, frame_with_faces, save_tiny_model
 
+from fer_utils import config
 from fer_utils.data.labels import FER2013_CLASSES
+from fer_utils.video import tflite
 from fer_utils.video.face_detection import FaceDetector
 from fer_utils.video.recognition import (
     EmotionRecognizer,
@@ -14,8 +16,10 @@ from fer_utils.video.recognition import (
     KerasFaceClassifier,
     ProbabilitySmoother,
     box_iou,
+    load_face_classifier,
     match_boxes,
 )
+from fer_utils.video.tflite import TFLiteFaceClassifier
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +64,38 @@ def test_keras_classifier_matches_the_model_and_follows_the_protocol(classifier)
 def test_class_names_must_fit_the_model(classifier) -> None:
     with pytest.raises(ValueError, match="3 class names for a model with 7 outputs"):
         KerasFaceClassifier(classifier.model, ["a", "b", "c"])
+
+
+def test_litert_runs_the_cached_conversion_with_the_models_probabilities(tmp_path, monkeypatch) -> None:
+    model_path = save_tiny_model(tmp_path / "tiny.keras")
+    monkeypatch.setattr(config, "TFLITE_CACHE_DIR", tmp_path / "cache")
+    faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 1), dtype=np.uint8)
+    on_litert = load_face_classifier(model_path, runtime="litert")
+    assert isinstance(on_litert, TFLiteFaceClassifier) and on_litert.class_names == FER2013_CLASSES
+    np.testing.assert_allclose(on_litert(faces), load_face_classifier(model_path)(faces), atol=1e-5)
+    cached = list((tmp_path / "cache").glob("*.tflite"))
+    assert [path.name.startswith("tiny-") for path in cached] == [True]
+
+    def no_second_conversion(model):
+        raise AssertionError("converted again although the conversion is cached")
+
+    monkeypatch.setattr(tflite, "keras_model_as_tflite", no_second_conversion)
+    assert load_face_classifier(model_path, runtime="litert").path == cached[0]
+
+
+def test_a_model_litert_cannot_run_falls_back_to_keras_with_a_warning(tmp_path, monkeypatch) -> None:
+    model_path = save_tiny_model(tmp_path / "tiny.keras")
+    monkeypatch.setattr(config, "TFLITE_CACHE_DIR", tmp_path / "cache")
+
+    def failing_conversion(model):
+        raise RuntimeError("op not supported")
+
+    monkeypatch.setattr(tflite, "keras_model_as_tflite", failing_conversion)
+    with pytest.warns(RuntimeWarning, match=r"tiny.keras: cannot run on LiteRT .*op not supported.*in Keras"):
+        classifier = load_face_classifier(model_path, runtime="litert")
+    assert isinstance(classifier, KerasFaceClassifier)
+    with pytest.raises(ValueError, match="Unknown runtime 'onnx'; expected one of litert, keras"):
+        load_face_classifier(model_path, runtime="onnx")
 
 
 def test_iou_and_matching() -> None:

@@ -94,24 +94,22 @@ def test_video_command_end_to_end(clip, model_path, tmp_path, capsys) -> None:
     assert score["matched_faces"] > 0 and 0.0 <= score["label_accuracy_on_matched"] <= 1.0
 
 
-def test_a_tflite_export_labels_the_video_as_its_keras_model_does(clip, model_path, tmp_path, capsys) -> None:
+def test_keras_litert_and_a_tflite_export_label_the_video_alike(clip, model_path, tmp_path, capsys) -> None:
     from fer_utils.edge.export import export_all
 
     export_all(model_path, tmp_path / "exports", np.zeros((4, 48, 48), np.uint8), ["tflite_float32"])
+    runs = {
+        "keras": [str(model_path), "--runtime", "keras"],
+        "litert (the default)": [str(model_path)],
+        "tflite": [str(tmp_path / "exports" / "model_float32.tflite")],
+    }
     timelines = {}
-    for name, model in {"keras": model_path, "tflite": tmp_path / "exports" / "model_float32.tflite"}.items():
-        arguments = [
-            "video",
-            str(clip),
-            "--model",
-            str(model),
-            "--output-dir",
-            str(tmp_path / name),
-            "--quiet",
-        ]
-        assert cli.main(arguments) == cli.EXIT_OK, capsys.readouterr().err
+    for name, model_arguments in runs.items():
+        arguments = ["video", str(clip), "--model", *model_arguments, "--output-dir", str(tmp_path / name)]
+        assert cli.main([*arguments, "--quiet"]) == cli.EXIT_OK, capsys.readouterr().err
         timelines[name] = read_timeline(tmp_path / name / "clip_timeline.jsonl")
-    assert timelines["tflite"]["label"].tolist() == timelines["keras"]["label"].tolist()
+    for name in ("litert (the default)", "tflite"):
+        assert timelines[name]["label"].tolist() == timelines["keras"]["label"].tolist(), name
     (tmp_path / "exports" / "exports.json").unlink()
     arguments = ["video", str(clip), "--model", str(tmp_path / "exports" / "model_float32.tflite")]
     assert cli.main([*arguments, "--output-dir", str(tmp_path / "o")]) == 2
@@ -268,6 +266,15 @@ def test_bad_options_exit_2(option, value, clip, model_path, tmp_path, capsys) -
         == 2
     )
     assert option in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_runtime_is_refused_before_anything_runs(clip, model_path, tmp_path, capsys) -> None:
+    arguments = ["video", str(clip), "--model", str(model_path), "--output-dir", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as refused:
+        cli.main([*arguments, "--runtime", "onnx"])
+    assert refused.value.code == 2
+    assert "--runtime: invalid choice: 'onnx'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

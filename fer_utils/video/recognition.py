@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -80,14 +81,42 @@ class KerasFaceClassifier:
         return np.asarray(self._predict(faces), dtype=np.float32)
 
 
-def load_face_classifier(model_path: str | os.PathLike[str]) -> FaceClassifier:
+#: How a ``.keras`` model can run: converted once to float32 TFLite and run by LiteRT (same labels,
+#: a third of Keras's time per frame for the real-time student), or in Keras as saved.
+RUNTIMES: tuple[str, ...] = ("litert", "keras")
+
+
+def load_face_classifier(model_path: str | os.PathLike[str], runtime: str = "keras") -> FaceClassifier:
     """A ``.keras`` model (sidecar beside it), or a ``.tflite`` export (``exports.json`` beside it),
-    which then runs on LiteRT without loading TensorFlow."""
+    which then runs on LiteRT without loading TensorFlow.
+
+    ``runtime="litert"`` runs a ``.keras`` model's cached TFLite conversion
+    (:func:`fer_utils.video.tflite.cached_tflite_conversion`), or in Keras, with a warning, when it
+    cannot be converted.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     if os.fspath(model_path).endswith(".tflite"):
         from fer_utils.video.tflite import TFLiteFaceClassifier, exported_class_names
 
         return TFLiteFaceClassifier(model_path, exported_class_names(model_path))
-    return KerasFaceClassifier.from_file(model_path)
+    classifier = KerasFaceClassifier.from_file(model_path)
+    return classifier if runtime == "keras" else _on_litert(classifier, model_path)
+
+
+def _on_litert(classifier: KerasFaceClassifier, model_path: str | os.PathLike[str]) -> FaceClassifier:
+    from fer_utils.video.tflite import TFLiteFaceClassifier, cached_tflite_conversion
+
+    try:
+        converted = cached_tflite_conversion(classifier.model, model_path)
+        return TFLiteFaceClassifier(converted, classifier.class_names)
+    except Exception as error:  # the converter and the interpreter raise many types
+        warnings.warn(
+            f"{model_path}: cannot run on LiteRT ({type(error).__name__}: {error}); running it in Keras",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return classifier
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from fer_utils import config
 from fer_utils.video.face_detection import DEFAULT_DETECT_EVERY, DEFAULT_SCALE_FACTOR, FaceDetector
 from fer_utils.video.recognition import (
     DEFAULT_CROP_MARGIN,
+    RUNTIMES,
     EmotionRecognizer,
     FaceResult,
     ProbabilitySmoother,
@@ -51,6 +52,8 @@ DEFAULT_MODEL_NAMES: tuple[str, ...] = (
     "phase3_mini_xception_6.keras",
     "phase1_cnn.keras",
 )
+#: The video command runs a ``.keras`` model through its cached TFLite conversion, on LiteRT.
+DEFAULT_RUNTIME = "litert"
 #: Cameras often report 0 fps; the annotated video is then written at this rate.
 FALLBACK_FPS = 25.0
 VIDEO_CODEC = "mp4v"
@@ -313,11 +316,13 @@ def build_recognizer(
     margin: float = DEFAULT_CROP_MARGIN,
     detector: FaceDetector | None = None,
     detect_every: int = DEFAULT_DETECT_EVERY,
+    runtime: str = DEFAULT_RUNTIME,
 ) -> EmotionRecognizer:
-    """The recogniser the ``video`` command runs: the model, a detector (default settings unless
-    given) run every ``detect_every`` frames, optional smoothing per tracked face, the crop margin."""
+    """The recogniser the ``video`` command runs: the model on ``runtime``, a detector (default
+    settings unless given) run every ``detect_every`` frames, optional smoothing per tracked face,
+    the crop margin."""
     smoother = ProbabilitySmoother(alpha=smoothing) if smoothing is not None else None
-    classifier = load_face_classifier(model_path)
+    classifier = load_face_classifier(model_path, runtime)
     return EmotionRecognizer(classifier, detector or FaceDetector(), smoother, margin, detect_every)
 
 
@@ -414,7 +419,7 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
     try:
         model_path = Path(args.model) if args.model else find_default_model()
         recognizer = build_recognizer(
-            model_path, args.smoothing, args.margin, detector_from_args(args), args.detect_every
+            model_path, args.smoothing, args.margin, detector_from_args(args), args.detect_every, args.runtime
         )
         publisher = _connect_publisher(args)
     except (FileNotFoundError, ValueError) as error:
@@ -494,6 +499,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--model",
         help="a saved .keras model, or a .tflite file written by `export` (runs without TensorFlow) "
         f"(default: the first of {', '.join(DEFAULT_MODEL_NAMES)} in models/, else the bundled model)",
+    )
+    video.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=DEFAULT_RUNTIME,
+        help="run a .keras model on LiteRT, converted once and cached, or in Keras (default: %(default)s)",
     )
     video.add_argument(
         "--output-dir", default=str(DEFAULT_OUTPUT_DIR), help="where outputs go (default: %(default)s)"

@@ -8,13 +8,17 @@ when LiteRT is missing does it fall back to ``tf.lite.Interpreter``, which Tenso
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from fer_utils.files import native_stderr_silenced
+from fer_utils import config
+from fer_utils.files import native_stderr_silenced, write_bytes_atomic
 
 #: Written beside the exports by ``python -m fer_utils export``: class names and input contract.
 EXPORTS_MANIFEST = "exports.json"
@@ -123,7 +127,7 @@ class TFLiteFaceClassifier:
         if dtype.kind == "f":
             return faces.astype(dtype)
         scale, zero_point = self.input_quantization
-        if scale == 1.0 and zero_point == 0 and dtype == np.uint8:
+        if scale in (0.0, 1.0) and zero_point == 0 and dtype == np.uint8:  # raw pixels, unquantised or 1:1
             return faces
         info = np.iinfo(dtype)
         quantised = np.round(faces.astype(np.float32) / scale + zero_point)
@@ -148,3 +152,35 @@ def exported_class_names(tflite_path: str | os.PathLike[str]) -> tuple[str, ...]
         return tuple(json.loads(manifest.read_text())["class_names"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{manifest}: not an exports manifest with class_names ({error!r})") from error
+
+
+def keras_model_as_tflite(model) -> bytes:
+    """A Keras model as a float32 TFLite flatbuffer: the same arithmetic, run by LiteRT.
+
+    Imports TensorFlow (the converter lives there); the converter's progress lines, which it writes
+    to both streams, are kept out of the caller's output.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with native_stderr_silenced(), contextlib.redirect_stdout(io.StringIO()):
+        return converter.convert()
+
+
+def cached_tflite_conversion(model, model_path: str | os.PathLike[str]) -> Path:
+    """The float32 TFLite conversion of ``model``, loaded from ``model_path``, made once and cached.
+
+    Keyed by the model file's SHA-256, so a retrained model under the same name converts again; a
+    file lock makes a second process wait for the first one's conversion instead of repeating it.
+    Raises whatever the converter raises for a model it cannot convert.
+    """
+    from filelock import FileLock
+
+    model_path = Path(model_path)
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:16]
+    cached = config.TFLITE_CACHE_DIR / f"{model_path.stem}-{digest}.tflite"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(cached.with_name(cached.name + ".lock")):
+        if not cached.is_file():
+            write_bytes_atomic(cached, keras_model_as_tflite(model))
+    return cached
