@@ -190,6 +190,7 @@ def our_round(
         ProbabilitySmoother(args.smoothing) if args.smoothing else None,
         margin=args.margin,
         detect_every=args.detect_every,
+        classify_every_frame=args.classify_every_frame,
     )
     source = open_video_source(str(video))
     sinks = FrameSinks(
@@ -305,6 +306,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--detect-every", type=int, default=DEFAULT_DETECT_EVERY, help="as the video command's"
     )
+    parser.add_argument("--classify-every-frame", action="store_true", help="as the video command's")
     parser.add_argument(
         "--smoothing", type=float, help="the video command's --smoothing (default: off, as there)"
     )

@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument(
         "--detect-every", type=int, default=DEFAULT_DETECT_EVERY, help="as the video command's"
     )
+    parser.add_argument("--classify-every-frame", action="store_true", help="as the video command's")
     parser.add_argument(
         "--smoothing", type=float, help="the video command's --smoothing (default: off, as there)"
     )
@@ -163,6 +164,7 @@ def main() -> None:
                 ProbabilitySmoother(args.smoothing) if args.smoothing else None,
                 margin=args.margin,
                 detect_every=args.detect_every,
+                classify_every_frame=args.classify_every_frame,
             )
             fps, cpu_ms, timings, frames, faces = _one_run(video, recognizer, folder)
             fps_runs.append(fps)

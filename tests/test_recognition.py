@@ -191,6 +191,30 @@ def test_a_changed_frame_is_detected_at_once_between_scheduled_detections(sample
     assert recognizer.detections == detector.calls
 
 
+@pytest.mark.parametrize("classify_every_frame, classified", [(False, [2, 2, 2]), (True, [2] * 7)])
+def test_faces_are_classified_when_detected_unless_every_frame_is_asked(
+    sample_faces, classify_every_frame, classified
+) -> None:
+    frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (460, 100)])
+    counting = CountingClassifier()
+    recognizer = EmotionRecognizer(
+        counting, FaceDetector(), detect_every=3, classify_every_frame=classify_every_frame
+    )
+    results = [recognizer.recognize(frame) for _ in range(7)]
+    assert counting.batches == classified  # kept: classified on frames 0, 3 and 6 only
+    assert all(frame_results == results[0] for frame_results in results)
+
+
+def test_a_changed_frame_is_classified_afresh(sample_faces) -> None:
+    before, _ = frame_with_faces(list(sample_faces[:1]), [(20, 40)])
+    after, _ = frame_with_faces(list(sample_faces[1:3]), [(300, 60), (460, 200)])
+    counting = CountingClassifier()
+    recognizer = EmotionRecognizer(counting, FaceDetector(), detect_every=3)
+    results = [recognizer.recognize(frame) for frame in (before, before, after, after)]
+    assert counting.batches == [1, 2]
+    assert results[1] == results[0] and results[3] == results[2] and len(results[2]) == 2
+
+
 def test_recognizer_with_a_keras_model_and_smoothing_keeps_ids(classifier, sample_faces) -> None:
     frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (400, 200)])
     recognizer = EmotionRecognizer(classifier, FaceDetector(), ProbabilitySmoother(alpha=0.3))

@@ -39,9 +39,9 @@ from fer_utils.video.timeline import TimelineWriter, read_timeline, save_mood_pl
 STAGES: tuple[str, ...] = ("decode", "detect", "crop", "infer", "draw_write")
 STAGE_DESCRIPTIONS: dict[str, str] = {
     "decode": "read and decode the next frame",
-    "detect": "Haar cascade on a 320-px grey copy",
-    "crop": "cut and resize faces to 48x48",
-    "infer": "one batched model call per frame",
+    "detect": "Haar cascade on a 320-px grey copy, when due",
+    "crop": "cut and resize faces to 48x48, when detected",
+    "infer": "one batched model call, when detected",
     "draw_write": "draw boxes, write mp4 frame and timeline line",
     "other": "loop overhead (not in any stage)",
 }

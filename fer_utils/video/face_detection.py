@@ -249,6 +249,8 @@ class ScheduledDetector:
         self.detector = detector
         self.every = every
         self.detections = 0
+        #: Whether the last :meth:`detect` call ran the detector (False: it kept the boxes).
+        self.detected_last_frame = False
         self._frames_since_detection = 0
         self._detected_thumbnail: np.ndarray | None = None
         self._boxes = np.zeros((0, 4), dtype=np.int64)
@@ -260,7 +262,8 @@ class ScheduledDetector:
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         """This frame's boxes: detected now, or kept from the last detection."""
-        if self._due(frame):
+        self.detected_last_frame = self._due(frame)
+        if self.detected_last_frame:
             self._boxes = self.detector.detect(frame)
             self._frames_since_detection = 0
             self.detections += 1

@@ -257,7 +257,9 @@ class EmotionRecognizer:
 
     One batched call per frame keeps the classifier's fixed per-call cost from multiplying with
     the number of faces. ``detect_every`` > 1 runs the detector on every n-th frame and keeps its
-    boxes in between, except on frames that changed (:class:`ScheduledDetector`).
+    boxes in between, except on frames that changed (:class:`ScheduledDetector`); the faces' labels
+    are then kept with them, unless ``classify_every_frame``. A frame that changed is detected and
+    classified afresh, so what is kept is at most ``detect_every - 1`` frames old and nearly the same.
     """
 
     def __init__(
@@ -267,6 +269,7 @@ class EmotionRecognizer:
         smoother: ProbabilitySmoother | None = None,
         margin: float = DEFAULT_CROP_MARGIN,
         detect_every: int = 1,
+        classify_every_frame: bool = False,
     ) -> None:
         self.classifier = classifier
         self.detector = detector
@@ -274,7 +277,9 @@ class EmotionRecognizer:
         self.smoother = smoother
         self.margin = margin
         self.detect_every = detect_every
+        self.classify_every_frame = classify_every_frame
         self.class_names: tuple[str, ...] = tuple(classifier.class_names)
+        self._last_faces: list[FaceResult] | None = None
 
     @property
     def detections(self) -> int:
@@ -286,6 +291,15 @@ class EmotionRecognizer:
         with timed_stage(timings, "detect"):
             boxes = self.scheduled_detector.detect(frame_bgr)
             boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]
+        kept = not self.scheduled_detector.detected_last_frame and not self.classify_every_frame
+        if kept and self._last_faces is not None:
+            return self._last_faces
+        self._last_faces = self._classify(frame_bgr, boxes, timings)
+        return self._last_faces
+
+    def _classify(
+        self, frame_bgr: np.ndarray, boxes: np.ndarray, timings: Counter | None
+    ) -> list[FaceResult]:
         with timed_stage(timings, "crop"):
             faces = crop_faces(frame_bgr, boxes, margin=self.margin)
         with timed_stage(timings, "infer"):

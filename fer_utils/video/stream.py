@@ -317,13 +317,15 @@ def build_recognizer(
     detector: FaceDetector | None = None,
     detect_every: int = DEFAULT_DETECT_EVERY,
     runtime: str = DEFAULT_RUNTIME,
+    classify_every_frame: bool = False,
 ) -> EmotionRecognizer:
     """The recogniser the ``video`` command runs: the model on ``runtime``, a detector (default
-    settings unless given) run every ``detect_every`` frames, optional smoothing per tracked face,
-    the crop margin."""
+    settings unless given) run every ``detect_every`` frames, the faces classified when detected
+    (or on every frame), optional smoothing per tracked face, the crop margin."""
     smoother = ProbabilitySmoother(alpha=smoothing) if smoothing is not None else None
     classifier = load_face_classifier(model_path, runtime)
-    return EmotionRecognizer(classifier, detector or FaceDetector(), smoother, margin, detect_every)
+    detector = detector or FaceDetector()
+    return EmotionRecognizer(classifier, detector, smoother, margin, detect_every, classify_every_frame)
 
 
 def detector_from_args(args: argparse.Namespace) -> FaceDetector:
@@ -419,7 +421,13 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
     try:
         model_path = Path(args.model) if args.model else find_default_model()
         recognizer = build_recognizer(
-            model_path, args.smoothing, args.margin, detector_from_args(args), args.detect_every, args.runtime
+            model_path,
+            args.smoothing,
+            args.margin,
+            detector_from_args(args),
+            args.detect_every,
+            args.runtime,
+            args.classify_every_frame,
         )
         publisher = _connect_publisher(args)
     except (FileNotFoundError, ValueError) as error:
@@ -513,7 +521,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--smoothing",
         type=float,
         metavar="ALPHA",
-        help="average each face's probabilities over frames; weight of the newest frame, in (0, 1]",
+        help="average each face's probabilities over the frames that classify it; weight of the "
+        "newest, in (0, 1]",
     )
     video.add_argument(
         "--margin",
@@ -543,7 +552,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_DETECT_EVERY,
         metavar="N",
-        help="detect faces on every N-th frame and keep the boxes in between (default: %(default)s)",
+        help="detect faces on every N-th frame, and on any frame that changed, and keep the boxes and "
+        "their labels in between (default: %(default)s)",
+    )
+    video.add_argument(
+        "--classify-every-frame",
+        action="store_true",
+        help="classify the kept faces on the frames between detections too (default: keep their labels)",
     )
     video.add_argument(
         "--min-face",
