@@ -279,3 +279,28 @@ def test_a_dataset_clip_shows_each_face_once_while_there_are_enough(tmp_path) ->
     assert [face["label_index"] for face in shown] == [int(dataset.labels[i]) for i in picked[: len(shown)]]
     again = load_ground_truth(compose_dataset_clip(dataset, tmp_path / "again.mp4", layout))
     assert again["frames"] == truth["frames"]
+
+
+@pytest.mark.parametrize(
+    "accuracy, end_to_end, relative_frame_rate, chosen, failed",
+    [
+        (0.70, {"PublicTest": 0.65, "faces": 0.80}, 0.9, "big", []),
+        (0.675, {"PublicTest": 0.65, "faces": 0.80}, 0.9, "small", ["more accurate on PublicTest"]),
+        (
+            0.70,
+            {"PublicTest": 0.65, "faces": 0.70},
+            0.9,
+            "small",
+            ["no less accurate end to end on any clip"],
+        ),
+        (0.70, {"PublicTest": 0.65, "faces": 0.80}, 0.7, "small", ["fast enough"]),
+    ],
+)
+def test_camera_model_choice_needs_every_test_passed(
+    accuracy, end_to_end, relative_frame_rate, chosen, failed
+) -> None:
+    small = video_evaluation.CameraCandidate("small", 0.67, {"PublicTest": 0.60, "faces": 0.75}, 1.0)
+    big = video_evaluation.CameraCandidate("big", accuracy, end_to_end, relative_frame_rate)
+    choice, tests = video_evaluation.camera_model_choice(small, big, incumbent_speed_ratio=3.0)
+    assert choice == chosen
+    assert [name for name, passed in tests.items() if not passed] == failed
