@@ -13,8 +13,9 @@ there, in ``benchmarks/peer_fer/fer_worker.py``, as a subprocess.
    6-class model fer's 7-class predictions are also scored after the same disgust merge.
 3. Throughput, in interleaved rounds (ours, then fer's, per round; medians reported): ours is the
    ``python -m fer_utils video`` loop (decode, detect, crop, one batched inference, smoothing if asked,
-   drawing, writing the mp4 and the timeline); fer's is decode plus ``FER(mtcnn=False).detect_emotions``
-   per frame and nothing else, so fer gets the lighter loop. ``tflite`` is fer's default classifier
+   drawing, writing the mp4 and the timeline), which by default detects and classifies on every
+   second frame and on changed frames only, keeping faces and labels in between; fer's is decode plus
+   ``FER(mtcnn=False).detect_emotions`` on every frame and nothing else (no drawing or writing). ``tflite`` is fer's default classifier
    (its quantized model), ``keras`` its ``emotion_model.hdf5``. The load average is printed around every
    round: on the shared 2-core machine each figure depends on what else runs.
 4. End to end: both pipelines' timelines of the last round are scored by the same function,

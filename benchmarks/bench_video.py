@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/bench_video.py [--model PATH.keras or PATH.tflite] [--frames 150] [--repeats 3] [--cv-threads 0]
 The clip holds one to three real FER2013 PublicTest faces (upscaled to 120-160 px) per frame; the loop is the
-command's own (``fer_utils.video.stream.process_stream``): decode, detect, crop, one batched inference,
-draw and write the mp4 and the timeline. Without a trained model an untrained mini-Xception stands
+command's own (``fer_utils.video.stream.process_stream``): decode, detect, crop, one batched inference
+(on detection frames; labels kept in between unless ``--classify-every-frame``), draw and write the
+mp4 and the timeline; ``--runtime`` as the command's. Without a trained model an untrained mini-Xception stands
 in (same inference cost, meaningless labels). Prints the median of the runs, the per-stage
 breakdown, the per-face inference latency, and the machine's load average, because on a shared
 2-core machine every figure depends on what else is running. It also scores the last run's

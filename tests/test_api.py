@@ -12,6 +12,7 @@ from PIL import Image
 
 import fer_utils
 from fer_utils import api, cli, config
+from fer_utils.video.tflite import TFLiteFaceClassifier
 
 
 @pytest.fixture(scope="module")
@@ -118,5 +119,6 @@ def test_a_tflite_export_and_litert_find_the_same_faces_and_labels_as_keras(reco
         api.EmotionRecognizer(model=tmp_path / "model_float32.tflite"),
         api.EmotionRecognizer(runtime="litert"),
     ):
+        assert isinstance(other.classifier, TFLiteFaceClassifier)
         assert other.class_names == recognizer.class_names
         assert [(face.box, face.label) for face in other.analyze(photo_bgr)] == expected

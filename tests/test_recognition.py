@@ -83,6 +83,20 @@ def test_litert_runs_the_cached_conversion_with_the_models_probabilities(tmp_pat
     assert load_face_classifier(model_path, runtime="litert").path == cached[0]
 
 
+def test_a_broken_cached_conversion_is_rebuilt_and_a_retrained_model_converts_again(
+    tmp_path, monkeypatch
+) -> None:
+    model_path = save_tiny_model(tmp_path / "tiny.keras")
+    monkeypatch.setattr(config, "TFLITE_CACHE_DIR", tmp_path / "cache")
+    cached = load_face_classifier(model_path, runtime="litert").path
+    cached.write_bytes(b"half a file")
+    assert load_face_classifier(model_path, runtime="litert").path == cached
+    assert cached.stat().st_size > 1000
+    save_tiny_model(model_path, seed=7)  # retrained: same name, other weights
+    assert load_face_classifier(model_path, runtime="litert").path != cached
+    assert len(list((tmp_path / "cache").glob("tiny-*.tflite"))) == 2
+
+
 def test_a_model_litert_cannot_run_falls_back_to_keras_with_a_warning(tmp_path, monkeypatch) -> None:
     model_path = save_tiny_model(tmp_path / "tiny.keras")
     monkeypatch.setattr(config, "TFLITE_CACHE_DIR", tmp_path / "cache")
@@ -203,6 +217,16 @@ def test_faces_are_classified_when_detected_unless_every_frame_is_asked(
     results = [recognizer.recognize(frame) for _ in range(7)]
     assert counting.batches == classified  # kept: classified on frames 0, 3 and 6 only
     assert all(frame_results == results[0] for frame_results in results)
+
+
+def test_with_smoothing_every_frame_is_classified(sample_faces) -> None:
+    frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (460, 100)])
+    counting = CountingClassifier()
+    smoother = ProbabilitySmoother(alpha=0.5)
+    recognizer = EmotionRecognizer(counting, FaceDetector(), smoother, detect_every=3)
+    for _ in range(4):
+        recognizer.recognize(frame)
+    assert counting.batches == [2, 2, 2, 2]  # alpha weighs frames, as measured
 
 
 def test_a_changed_frame_is_classified_afresh(sample_faces) -> None:

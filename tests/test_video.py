@@ -94,6 +94,9 @@ def test_video_command_end_to_end(clip, model_path, tmp_path, capsys) -> None:
     assert score["matched_faces"] > 0 and 0.0 <= score["label_accuracy_on_matched"] <= 1.0
 
 
+@pytest.mark.filterwarnings(
+    "error::RuntimeWarning"
+)  # a silent fallback to Keras would compare Keras with Keras
 def test_keras_litert_and_a_tflite_export_label_the_video_alike(clip, model_path, tmp_path, capsys) -> None:
     from fer_utils.edge.export import export_all
 

@@ -81,8 +81,9 @@ class KerasFaceClassifier:
         return np.asarray(self._predict(faces), dtype=np.float32)
 
 
-#: How a ``.keras`` model can run: converted once to float32 TFLite and run by LiteRT (same labels,
-#: a third of Keras's time per frame for the real-time student), or in Keras as saved.
+#: How a ``.keras`` model can run: converted once to float32 TFLite and run by LiteRT (same labels;
+#: for the real-time student, a third of Keras's inference time in the video path), or in Keras as
+#: saved. A ``.tflite`` file always runs on LiteRT.
 RUNTIMES: tuple[str, ...] = ("litert", "keras")
 
 
@@ -105,11 +106,8 @@ def load_face_classifier(model_path: str | os.PathLike[str], runtime: str = "ker
 
 
 def _on_litert(classifier: KerasFaceClassifier, model_path: str | os.PathLike[str]) -> FaceClassifier:
-    from fer_utils.video.tflite import TFLiteFaceClassifier, cached_tflite_conversion
-
     try:
-        converted = cached_tflite_conversion(classifier.model, model_path)
-        return TFLiteFaceClassifier(converted, classifier.class_names)
+        return _litert_classifier(classifier, model_path)
     except Exception as error:  # the converter and the interpreter raise many types
         warnings.warn(
             f"{model_path}: cannot run on LiteRT ({type(error).__name__}: {error}); running it in Keras",
@@ -117,6 +115,19 @@ def _on_litert(classifier: KerasFaceClassifier, model_path: str | os.PathLike[st
             stacklevel=3,
         )
         return classifier
+
+
+def _litert_classifier(classifier: KerasFaceClassifier, model_path: str | os.PathLike[str]) -> FaceClassifier:
+    """The cached conversion on LiteRT; a cached file the interpreter rejects is converted again once."""
+    from fer_utils.video.tflite import TFLiteFaceClassifier, cached_tflite_conversion
+
+    converted = cached_tflite_conversion(classifier.model, model_path)
+    try:
+        return TFLiteFaceClassifier(converted, classifier.class_names)
+    except ValueError:
+        converted.unlink(missing_ok=True)
+        converted = cached_tflite_conversion(classifier.model, model_path)
+        return TFLiteFaceClassifier(converted, classifier.class_names)
 
 
 @dataclass(frozen=True)
@@ -255,11 +266,12 @@ def timed_stage(timings: Counter | None, stage: str) -> Iterator[None]:
 class EmotionRecognizer:
     """Detect, crop, classify all faces of a frame in ONE batch, then optionally smooth.
 
-    One batched call per frame keeps the classifier's fixed per-call cost from multiplying with
+    One batched call per classified frame keeps the classifier's fixed per-call cost from multiplying with
     the number of faces. ``detect_every`` > 1 runs the detector on every n-th frame and keeps its
     boxes in between, except on frames that changed (:class:`ScheduledDetector`); the faces' labels
-    are then kept with them, unless ``classify_every_frame``. A frame that changed is detected and
-    classified afresh, so what is kept is at most ``detect_every - 1`` frames old and nearly the same.
+    are then kept with them, unless ``classify_every_frame`` or a smoother is given (its ``alpha``
+    is a weight per frame). A frame that changed is detected and classified afresh, so what is kept
+    is at most ``detect_every - 1`` frames old and nearly the same.
     """
 
     def __init__(
@@ -277,7 +289,7 @@ class EmotionRecognizer:
         self.smoother = smoother
         self.margin = margin
         self.detect_every = detect_every
-        self.classify_every_frame = classify_every_frame
+        self.classify_every_frame = classify_every_frame or smoother is not None
         self.class_names: tuple[str, ...] = tuple(classifier.class_names)
         self._last_faces: list[FaceResult] | None = None
 
@@ -293,9 +305,9 @@ class EmotionRecognizer:
             boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]
         kept = not self.scheduled_detector.detected_last_frame and not self.classify_every_frame
         if kept and self._last_faces is not None:
-            return self._last_faces
+            return list(self._last_faces)
         self._last_faces = self._classify(frame_bgr, boxes, timings)
-        return self._last_faces
+        return list(self._last_faces)
 
     def _classify(
         self, frame_bgr: np.ndarray, boxes: np.ndarray, timings: Counter | None

@@ -1,6 +1,7 @@
 """``python -m fer_utils video``: emotions of every face in a video file or a live camera.
 
-Per frame: detect, classify in one batch, optionally smooth, draw and record. Writes to
+Per frame: detect and classify in one batch (every second frame and on a change; in between the
+faces and labels are kept), optionally smooth, draw and record. Writes to
 ``--output-dir``: ``<name>_annotated.mp4`` (unless ``--no-video``), ``<name>_timeline.jsonl`` (see
 ``fer_utils.video.timeline``) and ``<name>_mood.png``; optionally one MQTT message per frame. Outputs
 stay valid however the run ends (source lost, Ctrl-C, SIGTERM, SIGHUP); ``capture_factory`` lets
@@ -512,7 +513,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--runtime",
         choices=RUNTIMES,
         default=DEFAULT_RUNTIME,
-        help="run a .keras model on LiteRT, converted once and cached, or in Keras (default: %(default)s)",
+        help="run a .keras model on LiteRT, converted once and cached, or in Keras; a .tflite model "
+        "always runs on LiteRT (default: %(default)s)",
     )
     video.add_argument(
         "--output-dir", default=str(DEFAULT_OUTPUT_DIR), help="where outputs go (default: %(default)s)"
@@ -521,8 +523,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--smoothing",
         type=float,
         metavar="ALPHA",
-        help="average each face's probabilities over the frames that classify it; weight of the "
-        "newest, in (0, 1]",
+        help="average each face's probabilities over frames (classifies every frame); weight of the "
+        "newest frame, in (0, 1]",
     )
     video.add_argument(
         "--margin",

@@ -170,14 +170,16 @@ def keras_model_as_tflite(model) -> bytes:
 def cached_tflite_conversion(model, model_path: str | os.PathLike[str]) -> Path:
     """The float32 TFLite conversion of ``model``, loaded from ``model_path``, made once and cached.
 
-    Keyed by the model file's SHA-256, so a retrained model under the same name converts again; a
-    file lock makes a second process wait for the first one's conversion instead of repeating it.
-    Raises whatever the converter raises for a model it cannot convert.
+    Keyed by the model file's SHA-256 and TensorFlow's version, so a retrained model under the same
+    name, or a new converter, converts again; a file lock makes a second process wait for the first
+    one's conversion instead of repeating it. Raises whatever the converter raises for a model it
+    cannot convert.
     """
+    import tensorflow as tf
     from filelock import FileLock
 
     model_path = Path(model_path)
-    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(model_path.read_bytes() + tf.__version__.encode()).hexdigest()[:16]
     cached = config.TFLITE_CACHE_DIR / f"{model_path.stem}-{digest}.tflite"
     cached.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(cached.with_name(cached.name + ".lock")):
