@@ -247,3 +247,16 @@ def test_recognizer_with_a_keras_model_and_smoothing_keeps_ids(classifier, sampl
     assert [r.face_index for r in first] == [r.face_index for r in second] == [0, 1]
     assert all(r.label in FER2013_CLASSES for r in second)
     assert sum(second[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_reset_forgets_boxes_labels_and_tracks_of_the_last_video(sample_faces) -> None:
+    frame, _ = frame_with_faces(list(sample_faces[:2]), [(20, 40), (460, 100)])
+    detector, counting = CountingDetector(), CountingClassifier()
+    recognizer = EmotionRecognizer(counting, detector, ProbabilitySmoother(alpha=0.5), detect_every=3)
+    first_video = [recognizer.recognize(frame) for _ in range(2)]
+    recognizer.reset()
+    second_video_first_frame = recognizer.recognize(frame)
+    assert detector.calls == 2  # without the reset, frame 2 would have kept frame 0's boxes
+    assert [r.face_index for r in first_video[1]] == [0, 1]
+    assert [r.face_index for r in second_video_first_frame] == [0, 1]  # tracks start afresh
+    assert second_video_first_frame == first_video[0]  # no probabilities carried across videos

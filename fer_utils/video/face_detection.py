@@ -249,6 +249,10 @@ class ScheduledDetector:
         self.detector = detector
         self.every = every
         self.detections = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last detection, so the next frame is detected (a new video starts)."""
         #: Whether the last :meth:`detect` call ran the detector (False: it kept the boxes).
         self.detected_last_frame = False
         self._frames_since_detection = 0

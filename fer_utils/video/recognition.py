@@ -298,6 +298,14 @@ class EmotionRecognizer:
         """How many frames the detector ran on."""
         return self.scheduled_detector.detections
 
+    def reset(self) -> None:
+        """Forget the boxes, labels and tracks of earlier frames; :func:`process_stream` calls this
+        before each video, so one recognizer can serve many without carrying faces across them."""
+        self.scheduled_detector.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
+        self._last_faces = None
+
     def recognize(self, frame_bgr: np.ndarray, timings: Counter | None = None) -> list[FaceResult]:
         """The faces of one frame, left to right; ``timings`` (if given) gains seconds per stage."""
         with timed_stage(timings, "detect"):

@@ -264,6 +264,7 @@ def process_stream(
     infer, draw_write.
     """
     summary = StreamSummary(timings=timings if timings is not None else Counter())
+    recognizer.reset()
     total = source.frame_count if not max_frames else min(max_frames, source.frame_count or max_frames)
     bar = tqdm(total=total, unit="frame", desc=source.name, disable=not progress, file=sys.stderr)
     started = time.perf_counter()
