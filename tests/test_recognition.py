@@ -257,6 +257,7 @@ def test_reset_forgets_boxes_labels_and_tracks_of_the_last_video(sample_faces) -
     recognizer.reset()
     second_video_first_frame = recognizer.recognize(frame)
     assert detector.calls == 2  # without the reset, frame 2 would have kept frame 0's boxes
+    assert recognizer.detections == 1  # counted per video
     assert [r.face_index for r in first_video[1]] == [0, 1]
     assert [r.face_index for r in second_video_first_frame] == [0, 1]  # tracks start afresh
     assert second_video_first_frame == first_video[0]  # no probabilities carried across videos

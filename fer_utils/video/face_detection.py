@@ -248,11 +248,11 @@ class ScheduledDetector:
             raise ValueError(f"detect_every must be at least 1, got {every}")
         self.detector = detector
         self.every = every
-        self.detections = 0
         self.reset()
 
     def reset(self) -> None:
-        """Forget the last detection, so the next frame is detected (a new video starts)."""
+        """Forget the last detection and the count, so the next frame is detected (a new video)."""
+        self.detections = 0
         #: Whether the last :meth:`detect` call ran the detector (False: it kept the boxes).
         self.detected_last_frame = False
         self._frames_since_detection = 0

@@ -295,7 +295,7 @@ class EmotionRecognizer:
 
     @property
     def detections(self) -> int:
-        """How many frames the detector ran on."""
+        """How many frames of this video the detector ran on."""
         return self.scheduled_detector.detections
 
     def reset(self) -> None:
