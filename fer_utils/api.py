@@ -75,6 +75,8 @@ def read_image(image: Any, channel_order: str = "bgr") -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         return _read_image_file(Path(image))
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image, without importing PIL
+        if image.mode in PIL_WIDE_GREY_MODES:  # convert("RGB") would clip these at 255, not scale them
+            return read_image(_wide_grey_pixels(image))
         return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
     array = _as_uint8(np.asarray(image))
     if array.ndim == 3 and array.shape[2] == 1:
@@ -87,6 +89,17 @@ def read_image(image: Any, channel_order: str = "bgr") -> np.ndarray:
         raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
     array = array[:, :, :3]
     return np.ascontiguousarray(array[:, :, ::-1] if channel_order == "rgb" else array)
+
+
+#: PIL modes of 16-bit, 32-bit integer and float grey images (16-bit PNGs and TIFFs open as these).
+PIL_WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _wide_grey_pixels(image: Any) -> np.ndarray:
+    """A wide grey PIL image as uint16 (integer modes, clipped to 16 bits) or float32 pixels."""
+    if image.mode == "F":
+        return np.asarray(image, dtype=np.float32)
+    return np.clip(np.asarray(image).astype(np.int64), 0, 65535).astype(np.uint16)
 
 
 def _as_uint8(array: np.ndarray) -> np.ndarray:
@@ -156,7 +169,7 @@ class EmotionRecognizer:
     def analyze(self, image: Any, channel_order: str = "bgr") -> list[Face] | list[list[Face]]:
         """The faces of one image, left to right; for a list of images, one such list per image."""
         if isinstance(image, (list, tuple)):
-            return [self.analyze(item, channel_order) for item in image]
+            return [self._analyze_item(index, item, channel_order) for index, item in enumerate(image)]
         frame = read_image(image, channel_order)
         boxes, scores = self._find_faces(frame)
         faces = crop_faces(frame, boxes, margin=self.margin)
@@ -170,6 +183,13 @@ class EmotionRecognizer:
             )
             for box, row, score in zip(boxes, probabilities, scores)
         ]
+
+    def _analyze_item(self, index: int, image: Any, channel_order: str) -> list[Face]:
+        """One image of a list; a bad one is named by its position in the list."""
+        try:
+            return self.analyze(image, channel_order)
+        except ImageReadError as error:
+            raise ImageReadError(f"image {index} of the list: {error}") from error
 
     def _find_faces(self, frame: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
         if not self.detect:

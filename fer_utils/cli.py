@@ -244,13 +244,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from fer_utils.api import EmotionRecognizer, ImageReadError, image_paths, read_image
+    from fer_utils.api import IMAGE_SUFFIXES, EmotionRecognizer, ImageReadError, image_paths, read_image
 
     if args.min_face < 1:
         raise ValueError(f"--min-face must be at least 1 pixel, got {args.min_face}")
     recognizer = EmotionRecognizer(args.model, min_face=args.min_face, detect=not args.no_detect)
-    failed, annotated_names = 0, set()
+    failed, classified, annotated_names = 0, 0, set()
     for path in image_paths(args.images):
+        classified += 1
         try:
             image = read_image(path)
             faces = recognizer.analyze(image)
@@ -275,6 +276,10 @@ def _classify(args: argparse.Namespace) -> int:
                     f"error: {path}: cannot write the annotated copy ({error})", file=sys.stderr, flush=True
                 )
                 failed += 1
+    if not classified:
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        print(f"error: no images in {', '.join(args.images)} (looked for {suffixes})", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_FAILURE if failed else EXIT_OK
 
 

@@ -51,6 +51,8 @@ def test_every_kind_of_image_gives_the_same_answer(recognizer, photo_bgr) -> Non
         recognizer.analyze(rgb, channel_order="rgb"),
         recognizer.analyze(photo_bgr[:, :, 0]),
         recognizer.analyze(Image.fromarray(rgb)),
+        recognizer.analyze(Image.fromarray(photo_bgr[:, :, 0].astype(np.uint16) * 257)),  # 16-bit grey
+        recognizer.analyze(Image.fromarray(photo_bgr[:, :, 0].astype(np.float32) / 255)),  # float grey
     ]
     labels = [[face.label for face in faces] for faces in answers]
     assert all(found == labels[0] for found in labels) and len(labels[0]) == 1
@@ -59,6 +61,11 @@ def test_every_kind_of_image_gives_the_same_answer(recognizer, photo_bgr) -> Non
 def test_a_list_gives_one_list_per_image(recognizer, photo_bgr) -> None:
     results = recognizer.analyze([photo_bgr, np.full((100, 100), 128, np.uint8)])
     assert [len(faces) for faces in results] == [1, 0]
+
+
+def test_a_bad_image_in_a_list_is_named_by_its_position(recognizer, photo_bgr) -> None:
+    with pytest.raises(api.ImageReadError, match=r"image 1 of the list: .*\(4, 4, 2\)"):
+        recognizer.analyze([photo_bgr, np.zeros((4, 4, 2), np.uint8)])
 
 
 def test_a_face_crop_can_be_classified_whole() -> None:
@@ -88,6 +95,12 @@ def test_classify_walks_directories_and_goes_on_after_an_unreadable_file(tmp_pat
     (record,) = [json.loads(line) for line in captured.out.splitlines()]
     assert record["file"].endswith("face.png") and record["face"] == 0 and len(record["box"]) == 4
     assert (tmp_path / "annotated" / "face_annotated.png").is_file()
+
+
+def test_classify_with_no_images_to_read_says_so(tmp_path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("not an image suffix")
+    assert cli.main(["classify", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    assert f"no images in {tmp_path} (looked for .jpg" in capsys.readouterr().err
 
 
 def test_classify_prints_one_line_per_face(capsys) -> None:

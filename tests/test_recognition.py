@@ -112,6 +112,17 @@ def test_a_model_litert_cannot_run_falls_back_to_keras_with_a_warning(tmp_path, 
         load_face_classifier(model_path, runtime="onnx")
 
 
+def test_a_tflite_model_for_other_inputs_is_refused_when_loaded(tmp_path) -> None:
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
+    path = tmp_path / "colour_32.tflite"
+    path.write_bytes(tflite.keras_model_as_tflite(keras.Model(inputs, outputs)))
+    with pytest.raises(ValueError, match=r"colour_32.tflite: takes inputs shaped \(1, 32, 32, 3\)"):
+        TFLiteFaceClassifier(path, FER2013_CLASSES)
+
+
 def test_iou_and_matching() -> None:
     a = np.array([[0, 0, 10, 10], [100, 100, 10, 10]])
     b = np.array([[100, 100, 10, 10], [5, 0, 10, 10], [500, 500, 5, 5]])

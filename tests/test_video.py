@@ -117,6 +117,9 @@ def test_keras_litert_and_a_tflite_export_label_the_video_alike(clip, model_path
     arguments = ["video", str(clip), "--model", str(tmp_path / "exports" / "model_float32.tflite")]
     assert cli.main([*arguments, "--output-dir", str(tmp_path / "o")]) == 2
     assert "no exports.json beside it" in capsys.readouterr().err
+    arguments = ["video", str(clip), "--model", str(tmp_path / "exports" / "typo.tflite")]
+    assert cli.main([*arguments, "--output-dir", str(tmp_path / "o")]) == 2
+    assert "typo.tflite does not exist" in capsys.readouterr().err
 
 
 def test_frames_without_faces_are_recorded(model_path, tmp_path, capsys) -> None:
@@ -222,6 +225,34 @@ def test_camera_that_stops_mid_run_leaves_valid_outputs(
     assert _frame_count(tmp_path / "camera0_annotated.mp4") == 5  # closed properly: it plays
     timeline = read_timeline(tmp_path / "camera0_timeline.jsonl")
     assert timeline["frame"].nunique() == 5 and (timeline["time_s"].diff().dropna() >= 0).all()
+    assert (tmp_path / "camera0_mood.png").is_file()
+
+
+def test_a_frame_of_another_size_ends_the_run_and_keeps_the_frames_before_it(
+    faces_and_labels, model_path, tmp_path, capsys
+) -> None:
+    frame, _ = frame_with_faces([faces_and_labels[0][0]], [(200, 150)])
+    smaller = cv2.resize(frame, (320, 240))
+    camera = FakeCapture([frame.copy() for _ in range(3)] + [smaller, frame.copy()])
+    code = run_video(_args("0", model_path, tmp_path), capture_factory=lambda index: camera)
+    assert code == cli.EXIT_FAILURE and camera.released
+    error = capsys.readouterr().err
+    assert "frame 3 is 320x240 with 3 channel(s), but camera0 started at 640x480" in error
+    assert _frame_count(tmp_path / "camera0_annotated.mp4") == 3
+    assert read_timeline(tmp_path / "camera0_timeline.jsonl")["frame"].nunique() == 3
+    assert (tmp_path / "camera0_mood.png").is_file()
+
+
+def test_a_frame_that_fails_is_named_and_the_frames_before_it_are_kept(
+    faces_and_labels, model_path, tmp_path, capsys
+) -> None:
+    frame, _ = frame_with_faces([faces_and_labels[0][0]], [(200, 150)])
+    camera = FakeCapture([frame.copy() for _ in range(4)] + [frame.astype(np.float64)])
+    code = run_video(_args("0", model_path, tmp_path), capture_factory=lambda index: camera)
+    assert code == cli.EXIT_FAILURE and camera.released
+    error = capsys.readouterr().err
+    assert "camera0, frame 4:" in error and "hold the 4 frame(s) before it" in error
+    assert read_timeline(tmp_path / "camera0_timeline.jsonl")["frame"].nunique() == 4
     assert (tmp_path / "camera0_mood.png").is_file()
 
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -97,6 +98,8 @@ def load_face_classifier(model_path: str | os.PathLike[str], runtime: str = "ker
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"Unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"Model {model_path} does not exist")
     if os.fspath(model_path).endswith(".tflite"):
         from fer_utils.video.tflite import TFLiteFaceClassifier, exported_class_names
 
@@ -124,7 +127,7 @@ def _litert_classifier(classifier: KerasFaceClassifier, model_path: str | os.Pat
     converted = cached_tflite_conversion(classifier.model, model_path)
     try:
         return TFLiteFaceClassifier(converted, classifier.class_names)
-    except ValueError:
+    except (ValueError, RuntimeError):  # the interpreter raises either for a damaged file
         converted.unlink(missing_ok=True)
         converted = cached_tflite_conversion(classifier.model, model_path)
         return TFLiteFaceClassifier(converted, classifier.class_names)

@@ -64,6 +64,15 @@ class VideoSourceError(ValueError):
     """A video file or camera that cannot be opened or has no frames; the message names it."""
 
 
+class StreamError(RuntimeError):
+    """Processing stopped at a frame; the message names the source and the frame, ``summary`` holds
+    what was done before it (the outputs are closed and hold those frames)."""
+
+    def __init__(self, message: str, summary: StreamSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 class Capture(Protocol):
     """What the loop needs from ``cv2.VideoCapture`` (so tests can inject a fake camera)."""
 
@@ -290,14 +299,30 @@ def process_stream(
             if not ok or frame is None:
                 frame = None
                 summary.stop_reason, summary.source_failed = _end_of_source(source, summary.frames)
+            elif frame.shape != source.first_frame.shape:
+                summary.stop_reason = _size_change(source, summary.frames, frame)
+                frame, summary.source_failed = None, True
     except KeyboardInterrupt as interruption:
         summary.stop_reason = f"interrupted ({interruption.args[0] if interruption.args else 'Ctrl-C'})"
+    except Exception as error:
+        message = f"{source.name}, frame {summary.frames}: {type(error).__name__}: {error}"
+        raise StreamError(message, summary) from error
     finally:
         summary.seconds = time.perf_counter() - started
         bar.close()
         sinks.close()
         source.capture.release()
     return summary
+
+
+def _size_change(source: VideoSource, frame_index: int, frame: np.ndarray) -> str:
+    """Why a frame of another size or channel count ends the run (the outputs have one size)."""
+
+    def size(image: np.ndarray) -> str:
+        channels = image.shape[2] if image.ndim == 3 else 1
+        return f"{image.shape[1]}x{image.shape[0]} with {channels} channel(s)"
+
+    return f"frame {frame_index} is {size(frame)}, but {source.name} started at {size(source.first_frame)}"
 
 
 def _end_of_source(source: VideoSource, frames_read: int) -> tuple[str, bool]:
@@ -449,18 +474,24 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
         if publisher is not None:
             publisher.close()
         return _fail(EXIT_FAILURE, error)
+    failure: StreamError | None = None
     with signals_end_the_run() as stop:
         try:
             summary = process_stream(
                 source, recognizer, sinks, args.max_frames, progress=not args.quiet, stop=stop
             )
+        except StreamError as error:
+            summary, failure = error.summary, error
         finally:
             if publisher is not None:
                 publisher.close()
-        save_mood_plot(
-            read_timeline(paths["timeline"]), paths["mood_plot"], title=f"Mood over time: {source.name}"
-        )
+        _save_mood_plot(paths, source.name, after_failure=failure is not None)
     _report(summary, paths, publisher)
+    if failure is not None:
+        return _fail(
+            EXIT_FAILURE,
+            f"{failure}; the outputs in {args.output_dir} hold the {summary.frames} frame(s) before it",
+        )
     if summary.source_failed:
         return _fail(
             EXIT_FAILURE,
@@ -468,6 +499,18 @@ def run_video(args: argparse.Namespace, capture_factory: CaptureFactory = cv2.Vi
             f"the outputs in {args.output_dir} hold those frames",
         )
     return EXIT_OK
+
+
+def _save_mood_plot(paths: dict[str, Path], source_name: str, after_failure: bool) -> None:
+    """The mood plot from the timeline; after a failed run, a plot that cannot be drawn only warns."""
+    try:
+        save_mood_plot(
+            read_timeline(paths["timeline"]), paths["mood_plot"], title=f"Mood over time: {source_name}"
+        )
+    except (OSError, ValueError) as error:
+        if not after_failure:
+            raise
+        print(f"warning: no mood plot ({error})", file=sys.stderr)
 
 
 def output_paths(output_dir: Path, source_name: str, with_video: bool = True) -> dict[str, Path]:

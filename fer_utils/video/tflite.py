@@ -23,6 +23,8 @@ from fer_utils.files import native_stderr_silenced, write_bytes_atomic
 #: Written beside the exports by ``python -m fer_utils export``: class names and input contract.
 EXPORTS_MANIFEST = "exports.json"
 FACE_SHAPE = (48, 48, 1)
+#: How long a process waits for another one's conversion of the same model before giving up.
+CONVERSION_LOCK_TIMEOUT_S = 300.0
 #: Faces per interpreter/graph call when classifying many at once (bounded memory, full batches).
 DEFAULT_BATCH_SIZE = 256
 
@@ -91,6 +93,12 @@ class TFLiteFaceClassifier:
             raise ValueError(f"{self.path}: not a readable TFLite model ({error})") from error
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
+        input_shape = tuple(int(side) for side in self._input["shape"])
+        if input_shape[1:] != FACE_SHAPE:
+            raise ValueError(
+                f"{self.path}: takes inputs shaped {input_shape}, not 48x48 grey faces "
+                f"(N, {', '.join(map(str, FACE_SHAPE))})"
+            )
         self.class_names = check_class_count(class_names, int(self._output["shape"][-1]), str(self.path))
         self._batch_size = batch_size
         self._allocated_batch = 0
@@ -172,8 +180,9 @@ def cached_tflite_conversion(model, model_path: str | os.PathLike[str]) -> Path:
 
     Keyed by the model file's SHA-256 and TensorFlow's version, so a retrained model under the same
     name, or a new converter, converts again; a file lock makes a second process wait for the first
-    one's conversion instead of repeating it. Raises whatever the converter raises for a model it
-    cannot convert.
+    one's conversion instead of repeating it (``filelock.Timeout`` after
+    :data:`CONVERSION_LOCK_TIMEOUT_S`). Raises whatever the converter raises for a model it cannot
+    convert.
     """
     import tensorflow as tf
     from filelock import FileLock
@@ -182,7 +191,7 @@ def cached_tflite_conversion(model, model_path: str | os.PathLike[str]) -> Path:
     digest = hashlib.sha256(model_path.read_bytes() + tf.__version__.encode()).hexdigest()[:16]
     cached = config.TFLITE_CACHE_DIR / f"{model_path.stem}-{digest}.tflite"
     cached.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(cached.with_name(cached.name + ".lock")):
+    with FileLock(cached.with_name(cached.name + ".lock"), timeout=CONVERSION_LOCK_TIMEOUT_S):
         if not cached.is_file():
             write_bytes_atomic(cached, keras_model_as_tflite(model))
     return cached
