@@ -112,6 +112,24 @@ def test_a_model_litert_cannot_run_falls_back_to_keras_with_a_warning(tmp_path, 
         load_face_classifier(model_path, runtime="onnx")
 
 
+def test_the_litert_fallback_warning_keeps_one_line_of_a_long_converter_error(tmp_path, monkeypatch) -> None:
+    model_path = save_tiny_model(tmp_path / "tiny.keras")
+    monkeypatch.setattr(config, "TFLITE_CACHE_DIR", tmp_path / "cache")
+    mlir_dump = "x" * 5000
+
+    def failing_conversion(model):
+        raise RuntimeError(
+            f"Could not translate MLIR. {mlir_dump} 'tf.Foo' op is neither a custom op\n{mlir_dump}"
+        )
+
+    monkeypatch.setattr(tflite, "keras_model_as_tflite", failing_conversion)
+    with pytest.warns(RuntimeWarning) as caught:
+        load_face_classifier(model_path, runtime="litert")
+    message = str(caught[0].message)
+    assert "Could not translate MLIR" in message and "'tf.Foo' op is neither a custom op" in message
+    assert "\n" not in message and len(message) < 600
+
+
 def test_a_tflite_model_for_other_inputs_is_refused_when_loaded(tmp_path) -> None:
     import keras
 

@@ -89,3 +89,11 @@ def test_a_speed_file_without_the_columns_is_named(tmp_path):
     (paths.metrics / tables.MODEL_SPEED_FILE).write_text("name,speed\nphase1_cnn,1\n")
     with pytest.raises(ValueError, match="model_speed.csv.*batched faces/s"):
         tables.read_model_speeds(paths)
+
+
+def test_key_figures_say_which_targets_are_met_and_leave_the_rest_open():
+    table = tables.key_figures_table(
+        {"accuracy": (0.69, 0.7), "speed ratio": (3.2, 2.0), "gap": (-0.02, None)}
+    )
+    assert table["met"].tolist() == [False, True, None]
+    assert table.loc["gap", "value"] == -0.02 and table["target"].isna().tolist() == [False, False, True]

@@ -21,6 +21,7 @@ from fer_utils.video.synthetic import (
     VideoLayout,
     compose_dataset_clip,
     compose_face_video,
+    faces_shown,
     ground_truth_path,
     load_ground_truth,
     score_against_ground_truth,
@@ -64,6 +65,13 @@ def _truth(*frames: list[tuple[int, str, list[int]]]) -> dict:
             for index, faces in enumerate(frames)
         ]
     }
+
+
+def test_faces_shown_counts_each_held_face_once(clip) -> None:
+    held = _truth([(0, "Happy", [0, 0, 10, 10])], [(0, "Happy", [0, 0, 10, 10]), (1, "Sad", [20, 0, 10, 10])])
+    assert faces_shown(held) == 2
+    placements = sum(len(frame["faces"]) for frame in clip["truth"]["frames"]) // 4  # each held 4 frames
+    assert placements > 6 and faces_shown(clip["truth"]) == 6  # the clip's six faces, one shown again
 
 
 def _timeline(rows: list[tuple[int, list[int] | None, str | None]]) -> pd.DataFrame:

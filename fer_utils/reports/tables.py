@@ -29,6 +29,14 @@ def save_figure(figure: plt.Figure, name: str, paths: config.ArtifactPaths) -> P
     return path
 
 
+def key_figures_table(figures: dict[str, tuple[float, float | None]]) -> pd.DataFrame:
+    """A notebook's key figures, each a (value, target or None) pair, with whether the value
+    reaches its target (None where there is no target): the table its conclusion cites."""
+    table = pd.DataFrame(figures, index=["value", "target"]).T
+    table["met"] = [value >= target if pd.notna(target) else None for value, target in table.to_numpy()]
+    return table
+
+
 def write_metrics(name: str, metrics: dict, paths: config.ArtifactPaths) -> Path:
     path = paths.metrics / f"{name}.json"
     write_json_atomic(path, metrics, default=str)

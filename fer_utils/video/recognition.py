@@ -113,11 +113,21 @@ def _on_litert(classifier: KerasFaceClassifier, model_path: str | os.PathLike[st
         return _litert_classifier(classifier, model_path)
     except Exception as error:  # the converter and the interpreter raise many types
         warnings.warn(
-            f"{model_path}: cannot run on LiteRT ({type(error).__name__}: {error}); running it in Keras",
+            f"{model_path}: cannot run on LiteRT ({type(error).__name__}: {_summary(error)}); running it in Keras",
             RuntimeWarning,
             stacklevel=3,
         )
         return classifier
+
+
+def _summary(error: Exception, limit: int = 400) -> str:
+    """The first line of an error, its middle cut when longer than ``limit`` characters: the
+    converter's errors end with the unsupported op after many kilobytes of MLIR."""
+    first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    if len(first_line) <= limit:
+        return first_line
+    keep = (limit - 5) // 2
+    return f"{first_line[:keep]} [...] {first_line[-keep:]}"
 
 
 def _litert_classifier(classifier: KerasFaceClassifier, model_path: str | os.PathLike[str]) -> FaceClassifier:

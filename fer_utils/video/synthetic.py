@@ -156,6 +156,12 @@ def compose_dataset_clip(
     )
 
 
+def faces_shown(ground_truth: dict) -> int:
+    """How many distinct faces a composed clip shows. Each is held for several frames, so the
+    per-frame counts of a score overstate how many faces a difference rests on."""
+    return len({face["source_index"] for frame in ground_truth["frames"] for face in frame["faces"]})
+
+
 def load_ground_truth(path: str | os.PathLike[str]) -> dict:
     path = Path(path)
     if not path.is_file():
