@@ -13,6 +13,7 @@ from fer_utils.data.image_folders import (
     class_for_folder,
     load_face_image,
     load_image_folder,
+    person_from_file_name,
 )
 
 
@@ -147,3 +148,8 @@ def test_emotion_folders_without_images(tmp_path):
     (tmp_path / "happy" / "readme.txt").write_text("nothing here")
     with pytest.raises(ImageFolderError, match="no images"):
         load_image_folder(tmp_path)
+
+
+def test_the_person_is_the_file_name_before_its_first_underscore():
+    assert person_from_file_name(Path("ckplus/happy/S010_03.png")) == "S010"
+    assert person_from_file_name("face.png") == "face"

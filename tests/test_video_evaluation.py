@@ -241,6 +241,15 @@ def test_registration_sweep_scores_every_crop_setting_on_the_detected_faces() ->
     assert set(table["margin"].dropna()) == {-0.1, 0.0, 0.2} and set(table["aspect"].dropna()) == {1.0, 1.2}
 
 
+def test_crops_through_the_detector_are_the_video_paths_crops_of_the_found_faces() -> None:
+    faces, _ = detectable_sample_faces(4)
+    crops, found = video_evaluation.crops_through_detector(faces, [(-0.05, 1.0), (0.1, 1.2)])
+    assert set(crops) == {(-0.05, 1.0), (0.1, 1.2)} and len(found) >= 3
+    assert all(cropped.shape == (len(found), 48, 48, 1) for cropped in crops.values())
+    with pytest.raises(ValueError, match="found none of the 2 faces"):
+        video_evaluation.crops_through_detector(np.zeros((2, 48, 48), np.uint8))
+
+
 def test_detection_sweep_scores_each_setting_against_the_truth(clip) -> None:
     settings = [
         video_evaluation.DetectionSetting("every frame", {"scale_factor": 1.1}),

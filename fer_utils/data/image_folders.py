@@ -50,6 +50,12 @@ def class_for_folder(name: str) -> int | None:
     return FOLDER_ALIASES.get(name.strip().lower())
 
 
+def person_from_file_name(path: str | os.PathLike[str]) -> str:
+    """The part of an image's file name before its first underscore: CK+ names its faces
+    ``<subject>_<n>.png``, so faces of one person can be counted as one piece of evidence."""
+    return Path(path).stem.split("_", 1)[0]
+
+
 def load_face_image(path: Path) -> np.ndarray:
     """One image file as a 48x48 uint8 grayscale face; raises naming the file if unreadable."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

@@ -337,8 +337,32 @@ def registration_sweep(
     occur in ``labels`` (a data set without Neutral, for example), and the first row is the
     original crops, for reference.
     """
-    detector = detector or FaceDetector()
     settings = [(float(margin), float(aspect)) for margin in margins for aspect in aspects]
+    crops, found = crops_through_detector(faces, settings, detector, face_size, seed)
+    labels = np.asarray(labels)
+    rows = [_registration_row("original crops", model, np.asarray(faces), labels)]
+    for (margin, aspect), cropped in crops.items():
+        row = _registration_row(f"margin {margin:+.2f}, aspect {aspect:.2f}", model, cropped, labels[found])
+        rows.append({**row, "margin": margin, "aspect": aspect})
+    table = pd.DataFrame(rows).set_index("crop")
+    table.insert(0, "faces detected", [len(faces)] + [len(found)] * len(settings))
+    return table
+
+
+def crops_through_detector(
+    faces: np.ndarray,
+    settings: Sequence[tuple[float, float]] = ((DEFAULT_CROP_MARGIN, 1.0),),
+    detector: FaceDetector | None = None,
+    face_size: int = 140,
+    seed: int = 0,
+) -> tuple[dict[tuple[float, float], np.ndarray], np.ndarray]:
+    """The faces as the video path sees them: each pasted alone into a 640x480 frame
+    (:func:`~fer_utils.video.synthetic.single_face_frames`), found by ``detector`` (the video
+    command's by default) and cut with each (margin, aspect) setting.
+
+    Returns the crops per setting and the indices of the faces that were found, in order.
+    """
+    detector = detector or FaceDetector()
     crops: dict[tuple[float, float], list[np.ndarray]] = {setting: [] for setting in settings}
     found = []
     for index, (frame, square) in enumerate(single_face_frames(faces, face_size, seed=seed)):
@@ -352,19 +376,9 @@ def registration_sweep(
             crops[(margin, aspect)].append(
                 crop_faces(frame_bgr, boxes[[match[0][1]]], margin, aspect=aspect)[0]
             )
-    labels = np.asarray(labels)
-    rows = [_registration_row("original crops", model, np.asarray(faces), labels)]
-    for (margin, aspect), cropped in crops.items():
-        row = _registration_row(
-            f"margin {margin:+.2f}, aspect {aspect:.2f}",
-            model,
-            np.stack(cropped),
-            labels[found],
-        )
-        rows.append({**row, "margin": margin, "aspect": aspect})
-    table = pd.DataFrame(rows).set_index("crop")
-    table.insert(0, "faces detected", [len(faces)] + [len(found)] * len(settings))
-    return table
+    if not found:
+        raise ValueError(f"The detector found none of the {len(faces)} faces")
+    return {setting: np.stack(cropped) for setting, cropped in crops.items()}, np.asarray(found)
 
 
 def _registration_row(name: str, model, faces: np.ndarray, labels: np.ndarray) -> dict:
