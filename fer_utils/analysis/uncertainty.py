@@ -23,9 +23,6 @@ class GroupedInterval:
     high: float
     groups: int
 
-    def describe(self, scale: float = 100.0) -> str:
-        return f"{scale * self.mean:+.2f} [{scale * self.low:+.2f}, {scale * self.high:+.2f}]"
-
 
 def grouped_bootstrap_interval(
     values: Sequence[float] | np.ndarray,
