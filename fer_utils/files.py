@@ -9,6 +9,7 @@ on POSIX and Windows), so a run killed mid-save leaves the previous file intact.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -72,3 +73,16 @@ def native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextmanager
+def tensorflow_logs_quieted(level: str = "ERROR") -> Iterator[None]:
+    """Raise TensorFlow's Python logger to ``level`` for the block: its converter and TF1 tools log
+    lines such as "Assets written to: /tmp/..." that tell the user nothing."""
+    logger = logging.getLogger("tensorflow")  # what tf.get_logger() returns
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from helpers.video_material import detectable_sample_faces, frame_with_faces, save_tiny_model
@@ -110,6 +112,16 @@ def test_a_model_litert_cannot_run_falls_back_to_keras_with_a_warning(tmp_path, 
     assert isinstance(classifier, KerasFaceClassifier)
     with pytest.raises(ValueError, match="Unknown runtime 'onnx'; expected one of litert, keras"):
         load_face_classifier(model_path, runtime="onnx")
+
+
+def test_converting_for_litert_logs_no_tensorflow_info_lines(tmp_path, monkeypatch, caplog) -> None:
+    model_path = save_tiny_model(tmp_path / "tiny.keras")
+    monkeypatch.setattr(config, "TFLITE_CACHE_DIR", tmp_path / "cache")
+    caplog.set_level(logging.INFO)  # as in a notebook whose root logger shows INFO
+    caplog.set_level(logging.INFO, logger="tensorflow")
+    load_face_classifier(model_path, runtime="litert")
+    assert not [record.getMessage() for record in caplog.records if record.name == "tensorflow"]
+    assert logging.getLogger("tensorflow").level == logging.INFO  # restored after the conversion
 
 
 def test_the_litert_fallback_warning_keeps_one_line_of_a_long_converter_error(tmp_path, monkeypatch) -> None:

@@ -43,7 +43,7 @@ from fer_utils.edge.formats import (
 )
 from fer_utils.edge.inference import FACE_SHAPE, TFLiteFaceClassifier, as_face_batch
 from fer_utils.edge.optimizer_ops import DEEPLENS_LAYERS_SOURCE, operation_counts, unsupported_operations
-from fer_utils.files import native_stderr_silenced, write_bytes_atomic
+from fer_utils.files import native_stderr_silenced, tensorflow_logs_quieted, write_bytes_atomic
 from fer_utils.models.saving import INPUT_CONTRACT, check_face_input, load_model_with_metadata
 
 INPUT_NAME = "pixels"
@@ -116,7 +116,8 @@ def export_saved_model(model: keras.Model, path: str | os.PathLike[str]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial_path(path)
     shutil.rmtree(partial, ignore_errors=True)
-    model.export(str(partial), format="tf_saved_model", verbose=False)
+    with tensorflow_logs_quieted():  # "Assets written to: ..."
+        model.export(str(partial), format="tf_saved_model", verbose=False)
     _replace_directory(partial, path)
     return path
 
@@ -209,13 +210,8 @@ def _as_tf1_graph(graph_def: tf.compat.v1.GraphDef, output_node: str) -> tuple[t
 
 def _reachable_subgraph(graph_def: tf.compat.v1.GraphDef, output_node: str) -> tf.compat.v1.GraphDef:
     """``extract_sub_graph`` without its TF1 deprecation notice (the tool is right for a TF1 graph)."""
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
+    with tensorflow_logs_quieted():
         return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [output_node])
-    finally:
-        logger.setLevel(level)
 
 
 def export_frozen_graph(model: keras.Model, path: str | os.PathLike[str]) -> Path:

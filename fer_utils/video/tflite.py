@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils import config
-from fer_utils.files import native_stderr_silenced, write_bytes_atomic
+from fer_utils.files import native_stderr_silenced, tensorflow_logs_quieted, write_bytes_atomic
 
 #: Written beside the exports by ``python -m fer_utils export``: class names and input contract.
 EXPORTS_MANIFEST = "exports.json"
@@ -171,7 +171,7 @@ def keras_model_as_tflite(model) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    with native_stderr_silenced(), contextlib.redirect_stdout(io.StringIO()):
+    with native_stderr_silenced(), tensorflow_logs_quieted(), contextlib.redirect_stdout(io.StringIO()):
         return converter.convert()
 
 
