@@ -1,5 +1,5 @@
-"""Atomic file writes (a reader sees the old file or the new one, never half of one), and a way
-to silence what native code writes to the standard error stream.
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and ways
+to silence what TensorFlow's native code and Python logger write while it converts or exports.
 
 Everything the project saves (models, sidecars, training state, caches, exports) goes through
 :func:`atomic_path`, which writes beside the target and renames over it (``os.replace`` is atomic
